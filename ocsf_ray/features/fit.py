@@ -1,0 +1,201 @@
+"""Fitting a FeatureSpec: per-block column statistics, merged, then decided.
+
+`block_stats` runs on each Ray Data block (or on a whole frame in one process);
+`merge_stats` combines them; `decide_spec` turns the merged statistics into a
+FeatureSpec. The same three functions serve the distributed and the single-process
+path, which is what makes them agree.
+
+Exactness: categorical counts are exact while each block has at most 4 x max_vocab
+distinct values (beyond that, a block reports only its most frequent ones). Numeric
+quantiles are exact when every block holds at most `sample_per_block` values and
+otherwise come from uniform per-block samples weighted by block size (rank error
+about 1/sqrt(sample) per block).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from ocsf_ray.features.normalise import choose_normaliser, normalised
+from ocsf_ray.features.spec import CategoricalFeature, FeatureOptions, FeatureSpec, NumericFeature
+
+NOT_FEATURES = ("metadata_uid", "time", "family", "source_kind", "class_uid")
+
+
+def candidate_columns(schema: dict, options: FeatureOptions) -> list[str]:
+    """Columns that may become features: not identity/bookkeeping, not timestamps."""
+    return [
+        c for c in schema
+        if c not in NOT_FEATURES and not c.endswith("_time") and c not in options.exclude
+    ]
+
+
+def choose_normalisers(sample: pl.DataFrame, options: FeatureOptions) -> dict[str, str | None]:
+    """Normaliser per candidate column: text columns by name/content, integers by type."""
+    chosen: dict[str, str | None] = {}
+    for column in candidate_columns(dict(sample.schema), options):
+        dtype = sample.schema[column]
+        if dtype == pl.String:
+            values = sample.get_column(column).drop_nulls().head(200)
+            is_array = values.len() > 0 and values.str.starts_with("[").all()
+            chosen[column] = "json_array" if is_array else choose_normaliser(column, values)
+        elif dtype == pl.Boolean:
+            chosen[column] = None
+        else:
+            chosen[column] = "number"
+    return chosen
+
+
+def block_stats(frame: pl.DataFrame, normalisers: dict[str, str | None], options: FeatureOptions) -> dict:
+    """Mergeable statistics of one block: counts, distinct values, ranges, samples."""
+    stats: dict[str, dict] = {}
+    top = 4 * options.max_vocab
+    rng = np.random.default_rng(frame.height)
+    for column, normaliser in normalisers.items():
+        if column not in frame.columns:
+            continue
+        series = frame.get_column(column)
+        nonnull = series.len() - series.null_count()
+        entry = {"rows": series.len(), "nonnull": nonnull}
+        if normaliser == "number":
+            values = series.drop_nulls().cast(pl.Float64).to_numpy()
+            distinct = np.unique(values)
+            keep = min(len(values), options.sample_per_block)
+            sample = values if keep == len(values) else rng.choice(values, keep, replace=False)
+            entry |= {
+                "numeric": True, "distinct": int(len(distinct)),
+                "integral": bool(np.all(np.mod(values, 1) == 0)),
+                "min": float(values.min()) if nonnull else None,
+                "max": float(values.max()) if nonnull else None,
+                "sample": sample.tolist(), "weight": nonnull / keep if keep else 0.0,
+                "counts": _counts(pl.Series(values).cast(pl.Int64, strict=False).cast(pl.String), top)
+                if len(distinct) <= 4 * options.max_int_levels else None,
+            }
+        else:
+            text = frame.select(normalised(column, normaliser)).to_series()
+            entry |= {"numeric": False, "distinct": text.n_unique() - (1 if series.null_count() else 0),
+                      "counts": _counts(text, top)}
+        stats[column] = entry
+    return stats
+
+
+def _counts(text: pl.Series, top: int) -> dict[str, int]:
+    counts = text.drop_nulls().value_counts(sort=True).head(top)
+    return dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list()))
+
+
+def merge_stats(parts: list[dict]) -> dict:
+    """Combine block statistics column by column."""
+    merged: dict[str, dict] = {}
+    for part in parts:
+        for column, entry in part.items():
+            into = merged.get(column)
+            if into is None:
+                merged[column] = {**entry, "samples": [(entry.get("sample", []), entry.get("weight", 0.0))]}
+                merged[column].pop("sample", None)
+                continue
+            into["rows"] += entry["rows"]
+            into["nonnull"] += entry["nonnull"]
+            into["distinct"] += entry["distinct"]
+            if into["counts"] is None or entry["counts"] is None:
+                into["counts"] = None
+            else:
+                for value, count in entry["counts"].items():
+                    into["counts"][value] = into["counts"].get(value, 0) + count
+            if entry["numeric"]:
+                into["integral"] = into["integral"] and entry["integral"]
+                into["min"] = _none_min(into["min"], entry["min"])
+                into["max"] = _none_max(into["max"], entry["max"])
+                into["samples"].append((entry["sample"], entry["weight"]))
+    return merged
+
+
+def _none_min(a, b):
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _none_max(a, b):
+    return b if a is None else a if b is None else max(a, b)
+
+
+def weighted_quantiles(samples: list[tuple[list[float], float]], qs: list[float]) -> list[float]:
+    """Quantiles of weighted samples: the smallest value whose cumulative weight reaches q."""
+    values = np.concatenate([np.asarray(s, dtype=np.float64) for s, _ in samples])
+    weights = np.concatenate([np.full(len(s), w) for s, w in samples])
+    order = np.argsort(values, kind="stable")
+    values, cumulative = values[order], np.cumsum(weights[order])
+    total = cumulative[-1]
+    return [float(values[min(np.searchsorted(cumulative, q * total), len(values) - 1)]) for q in qs]
+
+
+def _numeric_feature(column: str, entry: dict) -> NumericFeature:
+    q01, q25, q50, q75, q99 = weighted_quantiles(entry["samples"], [0.01, 0.25, 0.5, 0.75, 0.99])
+    heavy = entry["min"] >= 0 and (q99 > 10 * q50 if q50 > 0 else q99 > 0)
+    if heavy:
+        q01, q25, q50, q75, q99 = np.log1p([q01, q25, q50, q75, q99]).tolist()
+    scale = q75 - q25
+    if scale <= 0:
+        scale = (q99 - q01) / 2
+    if scale <= 0:
+        scale = 1.0
+    return NumericFeature(column, bool(heavy), float(q50), float(scale), entry["nonnull"] < entry["rows"])
+
+
+def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOptions) -> FeatureSpec:
+    """Choose and describe each family column from its merged statistics."""
+    categorical, numeric, dropped = [], [], {}
+    rows = max((e["rows"] for e in stats.values()), default=0)
+    for column in sorted(stats):
+        entry, forced = stats[column], column in options.include
+        if normalisers.get(column) == "json_array" and not forced:
+            dropped[column] = "JSON array text (its count and first element are features)"
+            continue
+        if entry["nonnull"] == 0:
+            dropped[column] = "always missing"
+            continue
+        if entry["numeric"]:
+            if entry["min"] == entry["max"] and not forced:
+                dropped[column] = "constant"
+            elif entry["integral"] and entry["counts"] is not None and len(entry["counts"]) <= options.max_int_levels:
+                categorical.append(_categorical(column, "integer", entry, options))
+            else:
+                numeric.append(_numeric_feature(column, entry))
+            continue
+        counts = entry["counts"] or {}
+        if len(counts) <= 1 and not forced:
+            dropped[column] = "constant"
+        elif entry["distinct"] > options.id_like_ratio * entry["nonnull"] and entry["nonnull"] >= 20 and not forced:
+            dropped[column] = f"id-like: {entry['distinct']} distinct values in {entry['nonnull']} rows"
+        else:
+            feature = _categorical(column, normalisers.get(column), entry, options)
+            if feature.vocabulary or forced:
+                categorical.append(feature)
+            else:
+                dropped[column] = f"every value seen fewer than {options.min_count} times"
+    categorical = [c for c in categorical if c.vocabulary or c.column in options.include]
+    present = [c for c, e in stats.items() if e["nonnull"]]
+    return FeatureSpec(
+        family=family,
+        rows=rows,
+        categorical=tuple(categorical),
+        numeric=tuple(numeric),
+        host_column=next((c for c in options.host_fields if c in present), None),
+        actor_column=next((c for c in options.actor_fields if c in present), None),
+        clip=options.clip,
+        dropped=dropped,
+    )
+
+
+def _categorical(column: str, normaliser: str | None, entry: dict, options: FeatureOptions) -> CategoricalFeature:
+    frequent = sorted(
+        ((v, c) for v, c in (entry["counts"] or {}).items() if c >= options.min_count),
+        key=lambda vc: (-vc[1], vc[0]),
+    )
+    return CategoricalFeature(column, normaliser, tuple(v for v, _ in frequent[: options.max_vocab]))
+
+
+def fit_spec(frame: pl.DataFrame, family: str, options: FeatureOptions = FeatureOptions()) -> FeatureSpec:
+    """Single-process fit on one frame: the reference the distributed fit must match."""
+    normalisers = choose_normalisers(frame.head(1000), options)
+    return decide_spec(family, merge_stats([block_stats(frame, normalisers, options)]), normalisers, options)

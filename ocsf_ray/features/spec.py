@@ -1,0 +1,113 @@
+"""FeatureSpec: what was learned from training data to turn events into model inputs.
+
+Fitted once (`ocsf_ray.features.fit`), saved as JSON beside the features, and reused
+unchanged at score and serve time so new data never needs refitting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+MISSING_CODE = 0  # the column had no value
+UNSEEN_CODE = 1  # a value not in the vocabulary (new at score time, or too rare at fit time)
+FIRST_CODE = 2
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Column selection and scaling knobs, with their defaults in one place.
+
+    max_vocab / min_count: a categorical keeps its max_vocab most frequent values seen
+        at least min_count times; everything else maps to UNSEEN_CODE.
+    id_like_ratio: a text column with more distinct values than this share of its
+        non-null rows (after normalisation) is an identifier and is dropped.
+    max_int_levels: an integer-valued number with at most this many distinct values
+        (status codes, enum ids) is categorical, not numeric.
+    clip: scaled numerics are clipped to [-clip, clip] so one outlier cannot dominate.
+    sample_per_block: numeric quantiles come from uniform samples of at most this many
+        values per block, weighted by block size (exact when blocks are smaller).
+    include / exclude: columns forced in or out whatever the data says.
+    """
+
+    max_vocab: int = 1000
+    min_count: int = 2
+    id_like_ratio: float = 0.5
+    max_int_levels: int = 32
+    clip: float = 10.0
+    sample_per_block: int = 8192
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    host_fields: tuple[str, ...] = ("device_hostname", "host_name", "src_endpoint_hostname")
+    actor_fields: tuple[str, ...] = ("actor_user_uid", "actor_user_name", "user_uid", "user_name")
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    column: str
+    normaliser: str | None
+    vocabulary: tuple[str, ...]  # value at index i has code FIRST_CODE + i
+
+    @property
+    def cardinality(self) -> int:
+        return FIRST_CODE + len(self.vocabulary)
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    column: str
+    log1p: bool  # non-negative and heavy-tailed: compress before scaling
+    median: float
+    scale: float  # interquartile range of the (log1p'd) values, or a fallback spread
+    indicator: bool  # the column had missing values at fit time
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Per-family recipe: categoricals, numerics, entity windows and the clip bound."""
+
+    family: str
+    rows: int
+    categorical: tuple[CategoricalFeature, ...]
+    numeric: tuple[NumericFeature, ...]
+    host_column: str | None
+    actor_column: str | None
+    clip: float
+    dropped: dict[str, str] = field(default_factory=dict)  # column -> why it was left out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureSpec":
+        return cls(
+            family=data["family"],
+            rows=data["rows"],
+            categorical=tuple(
+                CategoricalFeature(c["column"], c["normaliser"], tuple(c["vocabulary"]))
+                for c in data["categorical"]
+            ),
+            numeric=tuple(NumericFeature(**n) for n in data["numeric"]),
+            host_column=data["host_column"],
+            actor_column=data["actor_column"],
+            clip=data["clip"],
+            dropped=dict(data.get("dropped", {})),
+        )
+
+
+def save_specs(specs: dict[str, FeatureSpec], uri: str) -> None:
+    from ocsf_ray.io.sources import filesystem_for
+
+    fs, inner, _ = filesystem_for(uri)
+    payload = json.dumps({"version": 1, "families": {k: v.to_dict() for k, v in specs.items()}}, indent=1)
+    with fs.open_output_stream(inner) as stream:
+        stream.write(payload.encode())
+
+
+def load_specs(uri: str) -> dict[str, FeatureSpec]:
+    from ocsf_ray.io.sources import filesystem_for
+
+    fs, inner, _ = filesystem_for(uri)
+    with fs.open_input_stream(inner) as stream:
+        data = json.loads(stream.read())
+    return {k: FeatureSpec.from_dict(v) for k, v in data["families"].items()}

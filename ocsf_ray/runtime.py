@@ -1,0 +1,33 @@
+"""Connecting to Ray: a cluster when RAY_ADDRESS says so, else a local Ray started here.
+
+Only entry points (the CLI, jobs/) call this; library code assumes Ray is running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def start_ray(num_cpus: int | None = None, quiet: bool = True) -> None:
+    """Join the cluster at RAY_ADDRESS, or start a local Ray with num_cpus logical CPUs.
+
+    quiet: our CLI draws its own progress, so Ray Data's bars and INFO logs are muted.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    ray.init(
+        address=address or None,
+        num_cpus=None if address else num_cpus,
+        include_dashboard=False,
+        log_to_driver=not quiet,
+        logging_level=logging.WARNING if quiet else logging.INFO,
+    )
+    context = ray.data.DataContext.get_current()
+    if quiet:
+        context.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray").setLevel(logging.WARNING)
