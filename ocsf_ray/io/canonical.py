@@ -17,7 +17,9 @@ from ocsf_ray.io.readers import REJECT_SCHEMA, ROW
 # Fields whose type the OCSF schema fixes as integers; a value of another type rejects the row.
 ENUM_FIELDS = ("class_uid", "category_uid", "activity_id", "type_uid", "severity_id", "status_id")
 TRACE_ID_FIELDS = ("trace_id", "trace_uid", "trace_trace_id")
-ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+ISO_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f",
+)
 BASE_EVENT_CLASS = 0
 IDENTITY = ("metadata_uid", "time", "class_uid", "source_kind", "service", "family")
 

@@ -1,0 +1,48 @@
+"""Shared fixtures: one real local Ray for the whole session, small OCSF archives."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import ray
+
+from ocsf_shapes import api_events
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A real local Ray with more logical CPUs than this 2-core machine has cores, so
+    Data tasks and Train workers can run side by side in later tests."""
+    from ocsf_ray.runtime import start_ray
+
+    start_ray(num_cpus=4)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def write_ndjson(tmp_path):
+    """Write a list of dicts (or raw lines) as an NDJSON file and return its path."""
+
+    def write(name: str, records: list) -> str:
+        path = tmp_path / name
+        lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+        path.write_text("\n".join(lines) + "\n")
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def events_100():
+    return api_events(100, seed=1)
+
+
+def collect(dataset) -> "pl.DataFrame":
+    """A (small) Ray Dataset as one Polars frame, for assertions."""
+    import polars as pl
+    import pyarrow as pa
+
+    tables = ray.get(dataset.to_arrow_refs())
+    return pl.from_arrow(pa.concat_tables(tables, promote_options="permissive"))
