@@ -28,19 +28,24 @@ def _looks_like_json(series: pl.Series) -> bool:
 def _decode_json_column(series: pl.Series) -> pl.Series | None:
     """Decode a column of JSON texts to a struct/list column, or None if any text is broken.
 
-    Polars infers the dtype from every value when the texts are read as NDJSON lines;
-    wrapping each value as `{"v": ...}` keeps one line per row, nulls included.
+    Only distinct texts are decoded (exports repeat the same objects a lot), then
+    joined back. Polars infers the dtype from every distinct value when the texts are
+    read as NDJSON lines; wrapping each as `{"v": ...}` keeps one line per value.
     """
-    texts = series.str.strip_chars().replace("", None)
-    wrapped = ('{"v":' + texts.fill_null("null") + "}").str.replace_all("\n", " ", literal=True)
-    payload = wrapped.str.join("\n").item()
+    texts = series.str.strip_chars().replace("", None).str.replace_all("\n", " ", literal=True)
+    distinct = texts.drop_nulls().unique(maintain_order=True)
+    if distinct.len() == 0:
+        return None
+    payload = ('{"v":' + distinct + "}").str.join("\n").item()
     try:
         decoded = pl.read_ndjson(io.BytesIO(payload.encode()), infer_schema_length=None)
     except pl.exceptions.PolarsError:
         return None
-    if decoded.height != series.len() or "v" not in decoded.columns:
+    if decoded.height != distinct.len() or "v" not in decoded.columns:
         return None
-    return decoded.get_column("v").alias(series.name)
+    lookup = pl.DataFrame({"text": distinct, "v": decoded.get_column("v")})
+    joined = pl.DataFrame({"text": texts}).join(lookup, on="text", how="left", maintain_order="left")
+    return joined.get_column("v").alias(series.name)
 
 
 def _json_text(column: str) -> pl.Expr:
@@ -70,21 +75,21 @@ def _flatten_once(frame: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
 
 
 def _coalesce_duplicates(frame: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
-    """Evaluate exprs; where two produce one name (a flattened column and the same
-    field decoded from JSON), keep the first non-null value of the two."""
+    """Evaluate exprs in one pass; where two produce one name (a flattened column and
+    the same field decoded from JSON), keep the first non-null value of the two."""
+    evaluated = frame.select(e.name.suffix(f"\x00{i}") for i, e in enumerate(exprs))
     parts: dict[str, list[pl.Series]] = {}
-    for expr in exprs:
-        series = frame.select(expr).to_series()
-        parts.setdefault(series.name, []).append(series)
-    out = {}
+    for series in evaluated.iter_columns():
+        parts.setdefault(series.name.rsplit("\x00", 1)[0], []).append(series)
+    out = []
     for name, same in parts.items():
         if len(same) == 1:
-            out[name] = same[0]
+            out.append(same[0].alias(name))
             continue
         try:
-            out[name] = pl.select(pl.coalesce(same)).to_series().alias(name)
+            out.append(pl.select(pl.coalesce(same)).to_series().alias(name))
         except pl.exceptions.PolarsError:
-            out[name] = pl.select(pl.coalesce([s.cast(pl.String) for s in same])).to_series().alias(name)
+            out.append(pl.select(pl.coalesce([s.cast(pl.String) for s in same])).to_series().alias(name))
     return pl.DataFrame(out)
 
 
