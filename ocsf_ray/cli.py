@@ -31,7 +31,7 @@ def _group() -> None:
 
 
 def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -54,6 +54,50 @@ def _clear_outputs(out: str, names: list[str]) -> None:
             fs.delete_dir(inner)
         elif info.type == pafs.FileType.File:
             fs.delete_file(inner)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for events/ and ground_truth/"),
+    events: int = typer.Option(200_000, help="Approximate number of events"),
+    services: int = typer.Option(8, help="Services in the simulated topology"),
+    incidents: int = typer.Option(6, help="Incidents to inject (types cycle through the catalogue)"),
+    days: float = typer.Option(1.0, help="Days of simulated time (fractions allowed)"),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same bytes"),
+    format: str = typer.Option("parquet", "--format", help="parquet or ndjson"),
+    overwrite: bool = typer.Option(False, help="Replace an existing archive in --out"),
+    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+) -> None:
+    """Generate a multi-source OCSF archive with injected incidents and ground truth."""
+    from ocsf_ray.runtime import start_ray
+    from ocsf_ray.synth import SynthConfig, generate_archive
+
+    try:
+        config = SynthConfig(
+            out=out, events=events, services=services, incidents=incidents, days=days, seed=seed,
+            format=format, overwrite=overwrite,
+        )
+    except ValueError as err:
+        fail(str(err))
+    start_ray(num_cpus)
+    with progress_bar() as progress:
+        task = progress.add_task("synth shards", total=None)
+        try:
+            summary = generate_archive(config, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+        except (FileExistsError, ValueError) as err:
+            fail(str(err))
+    table = Table(title=f"synthetic archive in {out}")
+    table.add_column("source")
+    table.add_column("events", justify="right")
+    for source, count in summary.events_per_source.items():
+        table.add_row(source, f"{count:,}")
+    table.add_row("[bold]total", f"[bold]{summary.total_events:,}")
+    console.print(table)
+    console.print(
+        f"{len(summary.incidents)} incident(s) in {out}/ground_truth/incidents.json; "
+        f"{summary.total_events / max(summary.elapsed_s, 1e-9):,.0f} events/s",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -120,3 +164,62 @@ def featurize(
         console.print(f"[bold]{family}[/] categorical: {described}", highlight=False)
         console.print(f"[bold]{family}[/] numeric: {', '.join(f.column for f in spec.numeric) or '-'}", highlight=False)
     console.print(f"features: {out}/features/  spec: {out}/feature_spec.json", highlight=False)
+
+
+@app.command()
+def train(
+    features: str = typer.Option(..., "--features", "-f", help="A `featurize` output directory"),
+    out: str = typer.Option(..., "--out", "-o", help="Model bundle directory to write"),
+    workers: int = typer.Option(2, help="Ray Train workers (DDP)"),
+    epochs: int = typer.Option(10, help="Maximum epochs (early stopping may end sooner)"),
+    batch_size: int = typer.Option(256, help="Rows per worker batch"),
+    learning_rate: float = typer.Option(1e-3, help="AdamW learning rate"),
+    temperature: float = typer.Option(0.1, help="NT-Xent temperature"),
+    corruption_rate: float = typer.Option(0.4, help="Share of columns replaced in each SCARF view"),
+    d_model: int = typer.Option(128, help="TabularResNet width"),
+    n_blocks: int = typer.Option(4, help="Residual blocks"),
+    embedding_dim: int = typer.Option(64, help="Embedding size used for search"),
+    masked_feature_weight: float = typer.Option(0.0, help="Weight of the masked-feature auxiliary loss (0 = off)"),
+    max_batches_per_epoch: int = typer.Option(0, help="Cap batches per epoch (0 = whole shard)"),
+    family: list[str] = typer.Option([], help="Train only this family (repeatable)"),
+    gpu: Optional[bool] = typer.Option(None, "--gpu/--no-gpu", help="Default: use GPUs when the cluster has them"),
+    resume: bool = typer.Option(False, help="Continue the runs in OUT/_runs from their latest checkpoints"),
+    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+) -> None:
+    """Pretrain one TabularResNet per event family (SCARF + NT-Xent on Ray Train) into a bundle."""
+    from ocsf_ray.runtime import start_ray
+    from ocsf_ray.train import TrainOptions, discover_features, train_bundle
+
+    try:
+        found = discover_features(features)
+    except (FileNotFoundError, OSError, KeyError, ValueError) as err:
+        fail(f"not a featurize output: {features} ({err.__class__.__name__}: {err})")
+    unknown = [f for f in family if f not in found]
+    if unknown:
+        fail(f"unknown family {', '.join(unknown)}; found {', '.join(found)}")
+    if workers < 1 or epochs < 1 or batch_size < 2 or not 0 < corruption_rate < 1 or temperature <= 0:
+        fail("need --workers >= 1, --epochs >= 1, --batch-size >= 2, 0 < --corruption-rate < 1, --temperature > 0")
+    options = TrainOptions(
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
+        corruption_rate=corruption_rate, d_model=d_model, n_blocks=n_blocks, embedding_dim=embedding_dim,
+        masked_feature_weight=masked_feature_weight, max_batches_per_epoch=max_batches_per_epoch,
+    )
+    start_ray(num_cpus or max(4, workers + 2))
+    with progress_bar() as progress:
+        task = progress.add_task("train", total=len(family or found))
+        result = train_bundle(
+            features, out, options, workers=workers, use_gpu=gpu, resume=resume, families=family or None,
+            on_family=lambda name, done, total: progress.update(task, completed=done, description=f"train {name}".strip()),
+        )
+    table = Table(title=f"model bundle {result.manifest['version']}")
+    for column in ("family", "rows", "epochs", "best epoch", "val top-1", "untrained top-1", "val loss"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for name, info in result.manifest["families"].items():
+        table.add_row(
+            name, f"{info['rows']:,}", str(info["epochs_run"]), str(info["best_epoch"]),
+            f"{info['val_top1']:.3f}", f"{info['untrained_val_top1']:.3f}", f"{info['val_loss']:.3f}",
+        )
+    console.print(table)
+    for name, reason in result.manifest["skipped"].items():
+        console.print(f"skipped {name}: {reason}", highlight=False)
+    console.print(f"bundle: {out}", highlight=False)

@@ -1,0 +1,37 @@
+"""Training settings with their defaults in one place (CLI, jobs and Tune fill them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Model shape, objective and loop settings for one family's pretraining.
+
+    corruption_rate 0.4: SCARF found 0.3-0.6 best; higher makes views too unlike the row.
+    temperature 0.1: the usual NT-Xent value for batch sizes of a few hundred.
+    val_batch_size: retrieval accuracy is measured among this many rows, fixed so that
+        trials with different training batch sizes compare on the same task.
+    """
+
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    temperature: float = 0.1
+    corruption_rate: float = 0.4
+    masked_feature_weight: float = 0.0
+    d_model: int = 128
+    n_blocks: int = 4
+    dropout: float = 0.1
+    embedding_dim: int = 64
+    patience: int = 3
+    val_fraction: float = 0.1
+    val_batch_size: int = 256
+    min_rows: int = 512
+    seed: int = 0
+    max_batches_per_epoch: int = 0  # 0 = the whole shard each epoch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
