@@ -223,3 +223,43 @@ def train(
     for name, reason in result.manifest["skipped"].items():
         console.print(f"skipped {name}: {reason}", highlight=False)
     console.print(f"bundle: {out}", highlight=False)
+
+
+@app.command()
+def tune(
+    config: str = typer.Option(..., "--config", "-c", help="A sweep definition, e.g. tune_configs/smoke.yaml"),
+    features: str = typer.Option(..., "--features", "-f", help="A `featurize` output directory"),
+    out: str = typer.Option(..., "--out", "-o", help="Bundle directory for the best trial"),
+    family: Optional[str] = typer.Option(None, help="Family to tune (default: the largest)"),
+    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+) -> None:
+    """Sweep hyperparameters with Ray Tune (ASHA) and export the best trial as a bundle."""
+    from pydantic import ValidationError
+
+    from ocsf_ray.runtime import start_ray
+    from ocsf_ray.train import discover_features
+    from ocsf_ray.tune import SweepConfig, run_sweep
+
+    try:
+        sweep = SweepConfig.from_yaml(config)
+    except (OSError, ValidationError, ValueError) as err:
+        fail(f"bad sweep config {config}: {' '.join(str(err).split())}")
+    try:
+        found = discover_features(features)
+    except (OSError, KeyError, ValueError) as err:
+        fail(f"not a featurize output: {features} ({err.__class__.__name__}: {err})")
+    if family and family not in found:
+        fail(f"unknown family {family}; found {', '.join(found)}")
+    chosen = found[family] if family else max(found.values(), key=lambda f: f.rows)
+    start_ray(num_cpus or max(4, sweep.workers_per_trial + 2))
+    console.print(f"tuning {chosen.family} ({chosen.rows:,} rows): {sweep.trials} trial(s)", highlight=False)
+    manifest, trials = run_sweep(sweep, chosen, out)
+    table = Table(title=f"sweep over {chosen.family}")
+    keys = sorted(sweep.search_space)
+    for column in (*keys, "epochs", "best val top-1"):
+        table.add_column(column, justify="right")
+    for trial in sorted(trials, key=lambda t: -(t["best_val_top1"] or 0)):
+        table.add_row(*(f"{trial[k]:.4g}" if isinstance(trial[k], float) else str(trial[k]) for k in keys),
+                      str(trial["epochs"]), f"{trial['best_val_top1'] or 0:.3f}")
+    console.print(table)
+    console.print(f"best trial exported to {out} (version {manifest['version']})", highlight=False)

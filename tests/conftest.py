@@ -34,9 +34,18 @@ def write_ndjson(tmp_path):
     return write
 
 
-@pytest.fixture
-def events_100():
-    return api_events(100, seed=1)
+@pytest.fixture(scope="session")
+def featurized(ray_session, tmp_path_factory):
+    """A `featurize` output of 1,500 API events (one family, 6003_log) for training tests."""
+    from ocsf_ray.features import featurize_archive
+    from ocsf_ray.io import read_events
+
+    raw = tmp_path_factory.mktemp("raw")
+    events = api_events(1500, seed=21)
+    (raw / "events.ndjson").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    out = tmp_path_factory.mktemp("features")
+    featurize_archive(read_events([str(raw)], str(out)), str(out))
+    return str(out)
 
 
 def collect(dataset) -> "pl.DataFrame":

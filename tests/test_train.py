@@ -8,23 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ocsf_ray.features import featurize_archive
-from ocsf_ray.io import IngestOptions, canonicalize, flatten, plan_chunks, read_chunk, read_events, resolve_inputs
+from ocsf_ray.io import IngestOptions, canonicalize, flatten, plan_chunks, read_chunk, resolve_inputs
 from ocsf_ray.train import TrainOptions, load_bundle, train_bundle
 from ocsf_shapes import api_events
 
 OPTIONS = TrainOptions(epochs=3, batch_size=64, d_model=32, n_blocks=2, embedding_dim=16,
                        val_batch_size=64, min_rows=200, patience=10, learning_rate=3e-3)
-
-
-@pytest.fixture(scope="module")
-def featurized(ray_session, tmp_path_factory):
-    raw = tmp_path_factory.mktemp("raw")
-    events = api_events(1500, seed=21)
-    (raw / "events.ndjson").write_text("\n".join(json.dumps(e) for e in events) + "\n")
-    out = tmp_path_factory.mktemp("features")
-    featurize_archive(read_events([str(raw)], str(out)), str(out))
-    return str(out)
 
 
 @pytest.fixture(scope="module")
