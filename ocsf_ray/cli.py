@@ -263,3 +263,7 @@ def tune(
                       str(trial["epochs"]), f"{trial['best_val_top1'] or 0:.3f}")
     console.print(table)
     console.print(f"best trial exported to {out} (version {manifest['version']})", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -8,9 +8,8 @@ from collections import Counter, defaultdict
 import polars as pl
 import pytest
 
-from conftest import collect
 from ocsf_ray.features import (
-    FeatureOptions, extract, extract_family, fit_family, fit_spec, load_specs, save_specs,
+    FeatureOptions, extract, fit_family, fit_spec, load_specs, save_specs, write_features,
 )
 from ocsf_ray.features.spec import MISSING_CODE, UNSEEN_CODE
 from ocsf_ray.io import IngestOptions, canonicalize, flatten, plan_chunks, read_chunk, read_events, resolve_inputs
@@ -35,6 +34,14 @@ def split_archive(ray_session, tmp_path_factory):
         frames.append(canonicalize(raw, flatten(raw), chunk.file.uri, IngestOptions())[0])
     whole = pl.concat(frames, how="diagonal_relaxed")
     return archive, whole
+
+
+def distributed_features(archive, spec) -> pl.DataFrame:
+    import tempfile
+
+    out = tempfile.mkdtemp()
+    assert write_features(archive, "6003_log", spec, out) == FILES * 100
+    return pl.read_parquet(f"{out}/features/6003_log/")
 
 
 def test_distributed_fit_equals_single_process_fit(split_archive):
@@ -62,7 +69,7 @@ def test_distributed_fit_equals_single_process_fit(split_archive):
 def test_ray_features_equal_single_process_features(split_archive):
     archive, whole = split_archive
     spec = fit_spec(whole, "6003_log")
-    distributed = collect(extract_family(archive, "6003_log", spec)).sort("metadata_uid")
+    distributed = distributed_features(archive, spec).sort("metadata_uid")
     local = extract(whole, spec).sort("metadata_uid")
     assert distributed.height == local.height == FILES * 100
     assert distributed.columns == local.columns
@@ -79,7 +86,7 @@ def test_window_features_match_a_row_by_row_reference(split_archive):
 
     archive, whole = split_archive
     spec = fit_spec(whole, "6003_log")
-    features = collect(extract_family(archive, "6003_log", spec))
+    features = distributed_features(archive, spec)
     rows = sorted(whole.select("metadata_uid", "service", "time").iter_rows(), key=lambda r: (r[2], r[0]))
     per_minute = Counter((service, time // 60_000) for _, service, time in rows)
     previous: dict[str, int] = {}

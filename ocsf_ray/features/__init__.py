@@ -1,7 +1,7 @@
 """Feature extraction: FeatureSpec fitting and Polars transforms (see DESIGN.md)."""
 
 from ocsf_ray.features.fit import fit_spec
-from ocsf_ray.features.pipeline import extract_family, featurize_archive, fit_family
+from ocsf_ray.features.pipeline import featurize_archive, fit_family, write_features
 from ocsf_ray.features.spec import (
     CategoricalFeature, FeatureOptions, FeatureSpec, NumericFeature, load_specs, save_specs,
 )
@@ -9,6 +9,6 @@ from ocsf_ray.features.transform import extract, feature_columns
 
 __all__ = [
     "CategoricalFeature", "FeatureOptions", "FeatureSpec", "NumericFeature", "extract",
-    "extract_family", "feature_columns", "featurize_archive", "fit_family", "fit_spec",
-    "load_specs", "save_specs",
+    "feature_columns", "featurize_archive", "fit_family", "fit_spec",
+    "load_specs", "save_specs", "write_features",
 ]

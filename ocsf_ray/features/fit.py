@@ -5,8 +5,10 @@
 FeatureSpec. The same three functions serve the distributed and the single-process
 path, which is what makes them agree.
 
-Exactness: categorical counts are exact while each block has at most 4 x max_vocab
-distinct values (beyond that, a block reports only its most frequent ones). Numeric
+Exactness: categorical counts and distinct counts are exact while each block has at
+most 4 x max_vocab distinct values; beyond that a block reports only its most frequent
+values, and the distinct count becomes the sum over blocks (an upper bound, so a column
+can only err towards being called an identifier). Numeric
 quantiles are exact when every block holds at most `sample_per_block` values and
 otherwise come from uniform per-block samples weighted by block size (rank error
 about 1/sqrt(sample) per block).
@@ -74,7 +76,8 @@ def block_stats(frame: pl.DataFrame, normalisers: dict[str, str | None], options
             }
         else:
             text = frame.select(normalised(column, normaliser)).to_series()
-            entry |= {"numeric": False, "distinct": text.n_unique() - (1 if series.null_count() else 0),
+            distinct = text.n_unique() - (1 if series.null_count() else 0)
+            entry |= {"numeric": False, "distinct": distinct, "truncated": distinct > top,
                       "counts": _counts(text, top)}
         stats[column] = entry
     return stats
@@ -98,6 +101,7 @@ def merge_stats(parts: list[dict]) -> dict:
             into["rows"] += entry["rows"]
             into["nonnull"] += entry["nonnull"]
             into["distinct"] += entry["distinct"]
+            into["truncated"] = into.get("truncated", False) or entry.get("truncated", False)
             if into["counts"] is None or entry["counts"] is None:
                 into["counts"] = None
             else:
@@ -165,14 +169,17 @@ def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOpt
         counts = entry["counts"] or {}
         if len(counts) <= 1 and not forced:
             dropped[column] = "constant"
-        elif entry["distinct"] > options.id_like_ratio * entry["nonnull"] and entry["nonnull"] >= 20 and not forced:
-            dropped[column] = f"id-like: {entry['distinct']} distinct values in {entry['nonnull']} rows"
+        elif _distinct(entry) > options.id_like_ratio * entry["nonnull"] and entry["nonnull"] >= 20 and not forced:
+            dropped[column] = f"id-like: {_distinct(entry)} distinct values in {entry['nonnull']} rows"
         else:
             feature = _categorical(column, normalisers.get(column), entry, options)
-            if feature.vocabulary or forced:
-                categorical.append(feature)
-            else:
+            covered = sum(counts.get(v, 0) for v in feature.vocabulary) / entry["nonnull"]
+            if not feature.vocabulary and not forced:
                 dropped[column] = f"every value seen fewer than {options.min_count} times"
+            elif covered < options.min_coverage and not forced:
+                dropped[column] = f"high-cardinality: its {len(feature.vocabulary)} kept values cover {covered:.0%} of rows"
+            else:
+                categorical.append(feature)
     categorical = [c for c in categorical if c.vocabulary or c.column in options.include]
     present = [c for c, e in stats.items() if e["nonnull"]]
     return FeatureSpec(
@@ -185,6 +192,11 @@ def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOpt
         clip=options.clip,
         dropped=dropped,
     )
+
+
+def _distinct(entry: dict) -> int:
+    """Exact distinct count while no block was truncated, else the sum over blocks (an upper bound)."""
+    return entry["distinct"] if entry.get("truncated") else len(entry["counts"] or {})
 
 
 def _categorical(column: str, normaliser: str | None, entry: dict, options: FeatureOptions) -> CategoricalFeature:

@@ -15,15 +15,18 @@ _UUID = r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA
 _IPV4 = r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"
 _HEX = r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b|\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b"
 _NUMBER = r"[-+]?\d+(\.\d+)?"
+_DOTTED_NAME = r"\b[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+\b"  # user names, hosts, domains
 _PATH_ID = r"^(\d+|[0-9a-fA-F-]{8,}|[A-Za-z]+[-_][0-9a-fA-F]{6,}|[^/]*\d[^/]*\d[^/]*\d[^/]*)$"
 
 
 def message_template(expr: pl.Expr) -> pl.Expr:
-    """`Slow checkout processing: 4602ms` → `Slow checkout processing: <num>ms`."""
+    """`Slow checkout processing: 4602ms` → `Slow checkout processing: <num>ms`;
+    `Session refreshed for david.hall` → `Session refreshed for <name>`."""
     return (
         expr.str.replace_all(_QUOTED, "<str>")
         .str.replace_all(_UUID, "<uuid>")
         .str.replace_all(_IPV4, "<ip>")
+        .str.replace_all(_DOTTED_NAME, "<name>")
         .str.replace_all(_HEX, "<hex>")
         .str.replace_all(_NUMBER, "<num>")
     )

@@ -22,6 +22,9 @@ class FeatureOptions:
         at least min_count times; everything else maps to UNSEEN_CODE.
     id_like_ratio: a text column with more distinct values than this share of its
         non-null rows (after normalisation) is an identifier and is dropped.
+    min_coverage: a text column whose kept vocabulary covers less than this share of its
+        rows is mostly "unseen" and carries no signal (trace ids repeated a few times,
+        random subnets): it is dropped.
     max_int_levels: an integer-valued number with at most this many distinct values
         (status codes, enum ids) is categorical, not numeric.
     clip: scaled numerics are clipped to [-clip, clip] so one outlier cannot dominate.
@@ -33,6 +36,7 @@ class FeatureOptions:
     max_vocab: int = 1000
     min_count: int = 2
     id_like_ratio: float = 0.5
+    min_coverage: float = 0.5
     max_int_levels: int = 32
     clip: float = 10.0
     sample_per_block: int = 8192

@@ -100,16 +100,35 @@ def window_features(spec: FeatureSpec, schema: dict) -> list[pl.Expr]:
     return exprs
 
 
+def _with_missing_columns(events: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Columns the spec needs but this batch lacks (a rare field) exist as nulls."""
+    missing = [c for c in dict.fromkeys(columns) if c and c not in events.columns]
+    return events.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing) if missing else events
+
+
+def window_inputs(spec: FeatureSpec) -> list[str]:
+    """The few columns window features are computed from (the narrow pass reads only these)."""
+    return [c for c in ("metadata_uid", "time", "service", spec.host_column, spec.actor_column,
+                        "status_id", "severity_id") if c]
+
+
+def row_features(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
+    """Features that each event has on its own: identity, codes, numerics, time of day/week."""
+    columns = [f.column for f in (*spec.categorical, *spec.numeric)]
+    events = _with_missing_columns(events, columns)
+    return events.select(*KEEP, *categorical_codes(spec), *scaled_numerics(spec), *cyclic_time())
+
+
+def entity_windows(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
+    """Window features of every row of `events`, in row order; correct only when
+    `events` holds every event of each entity it contains (one or more whole services)."""
+    events = _with_missing_columns(events, [spec.host_column, spec.actor_column])
+    return events.select(window_features(spec, dict(events.schema)))
+
+
 def extract(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     """Canonical events of one family → feature rows (columns in spec order)."""
-    missing = [f.column for f in (*spec.categorical, *spec.numeric) if f.column not in events.columns]
-    missing += [c for c in (spec.host_column, spec.actor_column) if c and c not in events.columns]
-    if missing:
-        events = events.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in dict.fromkeys(missing))
-    return events.select(
-        *KEEP, *categorical_codes(spec), *scaled_numerics(spec), *cyclic_time(),
-        *window_features(spec, dict(events.schema)),
-    )
+    return pl.concat([row_features(events, spec), entity_windows(events, spec)], how="horizontal")
 
 
 def feature_columns(spec: FeatureSpec) -> tuple[list[str], list[str]]:
