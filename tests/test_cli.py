@@ -53,3 +53,23 @@ def test_featurize_prints_counts_and_writes_outputs(ray_session, tmp_path, write
     again = CliRunner().invoke(app, ["featurize", path, "--out", str(out)])
     assert again.exit_code == 0
     assert pl.read_parquet(out / "features" / "6003_log").height == 150
+
+
+def test_synth_then_featurize_through_the_cli(ray_session, tmp_path):
+    archive = tmp_path / "archive"
+    made = CliRunner().invoke(app, ["synth", "--out", str(archive), "--events", "6000", "--services", "4",
+                                    "--incidents", "1", "--days", "0.125", "--seed", "3"])
+    assert made.exit_code == 0, made.output
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["featurize", str(archive / "events"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    spec = json.loads((out / "feature_spec.json").read_text())["families"]
+    assert {"6003_log", "6003_trace", "99_metric", "3002_log"} <= set(spec)
+    labels = pl.read_parquet(archive / "ground_truth" / "labels.parquet")
+    features = pl.concat([pl.read_parquet(out / "features" / f).select("metadata_uid", "source_kind") for f in spec])
+    assert features.height == labels.height  # every generated event was accepted and featurized
+    assert set(features["metadata_uid"]) == set(labels["metadata_uid"])
+    assert not (out / "rejects").exists()
+    trace = features.filter(pl.col("metadata_uid").is_in(
+        pl.read_parquet(out / "features" / "6003_trace")["metadata_uid"].implode()))
+    assert set(trace["source_kind"]) == {"trace"}
