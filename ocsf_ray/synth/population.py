@@ -36,7 +36,7 @@ ATTACK_AGENTS = (
     "curl/8.4.0",
     "Go-http-client/1.1",
 )
-_HOME_PREFIXES = np.array([[73, 0], [98, 0], [24, 0], [81, 0], [86, 0], [174, 0], [2, 0], [92, 0]])
+_HOME_PREFIXES = np.array([[73], [98], [24], [81], [86], [174], [2], [92]])
 _ATTACK_PREFIXES = np.array([[45, 155], [193, 32], [185, 220], [103, 75], [141, 98]])
 
 
@@ -65,20 +65,33 @@ def build_population(n_users: int, rng: np.random.Generator) -> Population:
                    pa.array(_LAST).take(pa.array(last)), suffix)
     weights = 1.0 / np.arange(1, n_users + 1) ** 0.8
     weights = weights[rng.permutation(n_users)]
-    octets = np.column_stack([
-        _HOME_PREFIXES[rng.integers(0, len(_HOME_PREFIXES), n_users), 0],
-        rng.integers(1, 255, (n_users, 3)),
-    ])
     return Population(
         names=names,
         uids=concat("user-", ints(1000 + np.arange(n_users))),
-        ips=ipv4(octets),
+        ips=residential_ips(rng, n_users),
         agents=rng.integers(0, len(USER_AGENTS), n_users),
         cumulative=np.cumsum(weights) / weights.sum(),
     )
+
+
+def residential_ips(rng: np.random.Generator, n: int) -> pa.StringArray:
+    """Addresses in the consumer ranges users live in (home, or travelling)."""
+    first = _HOME_PREFIXES[rng.integers(0, len(_HOME_PREFIXES), n), 0]
+    return ipv4(np.column_stack([first, rng.integers(1, 255, (n, 3))]))
 
 
 def attacker_ips(rng: np.random.Generator, n: int) -> pa.StringArray:
     """Addresses from hosting ranges that no simulated user lives in."""
     prefix = _ATTACK_PREFIXES[rng.integers(0, len(_ATTACK_PREFIXES), n)]
     return ipv4(np.column_stack([prefix, rng.integers(1, 255, (n, 2))]))
+
+
+POOL_SIZE = 40
+
+
+def attacker_pools(seed: int, incidents: int) -> pa.StringArray:
+    """The few dozen addresses each attack comes from (incident i: rows 40 i to 40 i + 39),
+    reused across its bursts; logs and logins of one attack share them."""
+    pools = [attacker_ips(np.random.default_rng([seed, 99, i]), POOL_SIZE) for i in range(max(1, incidents))]
+    return pa.concat_arrays(pools)
+

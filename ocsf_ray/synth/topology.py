@@ -133,7 +133,8 @@ def _tier_counts(n: int) -> list[int]:
 
 def _names(tier: int, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
     pool = list(_POOLS[tier].items())
-    head = [pool[0]] if tier == API else []  # identity always exists: it serves logins
+    # identity serves logins, so it always exists; the first DB and cache back it
+    head = [pool[0]] if tier in (API, DB, CACHE) else []
     rest = [pool[i] for i in rng.permutation(len(pool) - len(head)) + len(head)]
     ordered = head + rest
     return [
