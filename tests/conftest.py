@@ -48,7 +48,7 @@ def featurized(ray_session, tmp_path_factory):
     return str(out)
 
 
-def collect(dataset) -> "pl.DataFrame":
+def collect(dataset):
     """A (small) Ray Dataset as one Polars frame, for assertions."""
     import polars as pl
     import pyarrow as pa

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import polars as pl
 import pytest
 
 from ocsf_ray.io import IngestOptions, canonicalize, flatten, plan_chunks, read_chunk, resolve_inputs

@@ -138,7 +138,7 @@ def _read_json_array(source: str, data: bytes) -> tuple[pl.DataFrame, pl.DataFra
         document = [document]
     if not isinstance(document, list):
         return pl.DataFrame(), rejects_frame(
-            source, [0], ["JSON document is neither an object nor an array"], [data[:65536].decode()]
+            source, [0], ["JSON document is neither an object nor an array"], [data[:65536].decode("utf-8", "replace")]
         )
     numbered = [(i, json.dumps(item).encode()) for i, item in enumerate(document)]
     return _records_one_by_one(source, numbered)
