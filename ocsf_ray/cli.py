@@ -166,6 +166,16 @@ def featurize(
     console.print(f"features: {out}/features/  spec: {out}/feature_spec.json", highlight=False)
 
 
+def _featurized(features: str) -> dict:
+    """The families of a `featurize` output, or a one-line error."""
+    from ocsf_ray.train import discover_features
+
+    try:
+        return discover_features(features)
+    except (OSError, KeyError, ValueError) as err:
+        fail(f"not a featurize output: {features} ({err.__class__.__name__}: {err})")
+
+
 @app.command()
 def train(
     features: str = typer.Option(..., "--features", "-f", help="A `featurize` output directory"),
@@ -188,12 +198,9 @@ def train(
 ) -> None:
     """Pretrain one TabularResNet per event family (SCARF + NT-Xent on Ray Train) into a bundle."""
     from ocsf_ray.runtime import start_ray
-    from ocsf_ray.train import TrainOptions, discover_features, train_bundle
+    from ocsf_ray.train import TrainOptions, train_bundle
 
-    try:
-        found = discover_features(features)
-    except (FileNotFoundError, OSError, KeyError, ValueError) as err:
-        fail(f"not a featurize output: {features} ({err.__class__.__name__}: {err})")
+    found = _featurized(features)
     unknown = [f for f in family if f not in found]
     if unknown:
         fail(f"unknown family {', '.join(unknown)}; found {', '.join(found)}")
@@ -237,17 +244,13 @@ def tune(
     from pydantic import ValidationError
 
     from ocsf_ray.runtime import start_ray
-    from ocsf_ray.train import discover_features
     from ocsf_ray.tune import SweepConfig, run_sweep
 
     try:
         sweep = SweepConfig.from_yaml(config)
     except (OSError, ValidationError, ValueError) as err:
         fail(f"bad sweep config {config}: {' '.join(str(err).split())}")
-    try:
-        found = discover_features(features)
-    except (OSError, KeyError, ValueError) as err:
-        fail(f"not a featurize output: {features} ({err.__class__.__name__}: {err})")
+    found = _featurized(features)
     if family and family not in found:
         fail(f"unknown family {family}; found {', '.join(found)}")
     chosen = found[family] if family else max(found.values(), key=lambda f: f.rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import polars as pl
 from typer.testing import CliRunner
@@ -73,3 +74,12 @@ def test_synth_then_featurize_through_the_cli(ray_session, tmp_path):
     trace = features.filter(pl.col("metadata_uid").is_in(
         pl.read_parquet(out / "features" / "6003_trace")["metadata_uid"].implode()))
     assert set(trace["source_kind"]) == {"trace"}
+
+
+def test_train_and_tune_refuse_what_is_not_a_featurize_output(tmp_path):
+    smoke = str(Path(__file__).parent.parent / "tune_configs" / "smoke.yaml")
+    for verb in (["train"], ["tune", "--config", smoke]):
+        result = run_cli(*verb, "--features", str(tmp_path), "--out", str(tmp_path / "b"))
+        assert result.returncode == 2
+        assert result.stderr.strip().startswith("error: not a featurize output")
+        assert len(result.stderr.strip().splitlines()) == 1
