@@ -143,6 +143,6 @@ def test_directories_and_globs_resolve_recursively(tmp_path, write_ndjson):
     for name in ("a/one.ndjson", "a/b/two.jsonl.gz", "a/_SUCCESS", "a/b/notes.txt"):
         (tmp_path / name).write_bytes(gzip.compress(b"{}") if name.endswith(".gz") else b"{}")
     names = [f.name for f in resolve_inputs([str(tmp_path / "a")])]
-    assert names == ["two.jsonl.gz", "one.ndjson"] or sorted(names) == ["one.ndjson", "two.jsonl.gz"]
+    assert names == ["two.jsonl.gz", "one.ndjson"]  # sorted by path: a/b/... before a/one...; markers and .txt skipped
     assert [f.name for f in resolve_inputs([str(tmp_path / "a" / "*.ndjson")])] == ["one.ndjson"]
     assert resolve_inputs([str(tmp_path / "a" / "b" / "two.jsonl.gz")])[0].compressed
