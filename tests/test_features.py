@@ -80,8 +80,8 @@ def test_ray_features_equal_single_process_features(split_archive):
 
 
 def test_window_features_match_a_row_by_row_reference(split_archive):
-    """Per service: events in the same minute and seconds since the previous event,
-    recomputed naively over all rows, agree with the distributed features."""
+    """Per service: events in the same minute and seconds since the previous event (until
+    the next, for the first), recomputed naively over all rows, agree with the distributed features."""
     import math
 
     archive, whole = split_archive
@@ -89,11 +89,15 @@ def test_window_features_match_a_row_by_row_reference(split_archive):
     features = distributed_features(archive, spec)
     rows = sorted(whole.select("metadata_uid", "service", "time").iter_rows(), key=lambda r: (r[2], r[0]))
     per_minute = Counter((service, time // 60_000) for _, service, time in rows)
-    previous: dict[str, int] = {}
+    times: dict[str, list[int]] = {}
+    for _, service, time in rows:
+        times.setdefault(service, []).append(time)
     expected = {}
     for uid, service, time in rows:
-        gap = (time - previous[service]) / 1000 if service in previous else 86_400.0
-        previous[service] = time
+        series = times[service]
+        at = series.index(time)
+        # the first event of a service: the gap until its second one
+        gap = (time - series[at - 1] if at else series[1] - time) / 1000
         expected[uid] = (math.log1p(per_minute[(service, time // 60_000)]), math.log1p(gap))
     got = {
         uid: (count, gap)

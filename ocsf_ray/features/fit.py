@@ -23,6 +23,8 @@ from ocsf_ray.features.normalise import choose_normaliser, normalised
 from ocsf_ray.features.spec import CategoricalFeature, FeatureOptions, FeatureSpec, NumericFeature
 
 NOT_FEATURES = ("metadata_uid", "time", "family", "source_kind", "class_uid")
+TIME_SPAN = "__time_span__"  # stats entry: first and last event time (ms)
+_DAY_MS = 86_400_000
 
 
 def candidate_columns(schema: dict, options: FeatureOptions) -> list[str]:
@@ -80,6 +82,8 @@ def block_stats(frame: pl.DataFrame, normalisers: dict[str, str | None], options
             entry |= {"numeric": False, "distinct": distinct, "truncated": distinct > top,
                       "counts": _counts(text, top)}
         stats[column] = entry
+    if "time" in frame.columns and frame.height:
+        stats[TIME_SPAN] = {"min": int(frame.get_column("time").min()), "max": int(frame.get_column("time").max())}
     return stats
 
 
@@ -94,6 +98,9 @@ def merge_stats(parts: list[dict]) -> dict:
     for part in parts:
         for column, entry in part.items():
             into = merged.get(column)
+            if column == TIME_SPAN:
+                merged[column] = entry if into is None else {"min": min(into["min"], entry["min"]), "max": max(into["max"], entry["max"])}
+                continue
             if into is None:
                 merged[column] = {**entry, "samples": [(entry.get("sample", []), entry.get("weight", 0.0))]}
                 merged[column].pop("sample", None)
@@ -149,6 +156,9 @@ def _numeric_feature(column: str, entry: dict) -> NumericFeature:
 def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOptions) -> FeatureSpec:
     """Choose and describe each family column from its merged statistics."""
     categorical, numeric, dropped = [], [], {}
+    span = stats.get(TIME_SPAN, {"min": 0, "max": 0})
+    stats = {c: e for c, e in stats.items() if c != TIME_SPAN}
+    days = (span["max"] - span["min"]) / _DAY_MS
     rows = max((e["rows"] for e in stats.values()), default=0)
     for column in sorted(stats):
         entry, forced = stats[column], column in options.include
@@ -191,6 +201,10 @@ def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOpt
         actor_column=next((c for c in options.actor_fields if c in present), None),
         clip=options.clip,
         dropped=dropped,
+        series_column=next((c for c in options.series_fields if c in {f.column for f in categorical}), None)
+        if numeric else None,
+        hour_of_day=days >= options.hour_of_day_min_days,
+        day_of_week=days >= options.day_of_week_min_days,
     )
 
 

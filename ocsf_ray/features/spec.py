@@ -31,6 +31,18 @@ class FeatureOptions:
     sample_per_block: numeric quantiles come from uniform samples of at most this many
         values per block, weighted by block size (exact when blocks are smaller).
     include / exclude: columns forced in or out whatever the data says.
+    host_fields / actor_fields: the first present names the host / actor entity of
+        window features.
+    series_fields: the first present categorical names what a numeric measures (a
+        metric's name, an operation): each numeric is also expressed as its deviation
+        from the median of its own series (service, host, that name), because a value
+        is abnormal for its series, not for the whole family (95 % CPU next to 2 GB of
+        memory says nothing on one global scale).
+    hour_of_day_min_days / day_of_week_min_days: cyclic time features are used only when
+        the fitted data spans this many days: with fewer cycles, "03:00" names one stretch
+        of this archive rather than a habit, and every event's nearest neighbours (which
+        scoring takes from other hours, see IndexOptions.exclusion_minutes) would differ
+        from it by their time of day alone.
     """
 
     max_vocab: int = 1000
@@ -44,6 +56,9 @@ class FeatureOptions:
     exclude: tuple[str, ...] = ()
     host_fields: tuple[str, ...] = ("device_hostname", "host_name", "src_endpoint_hostname")
     actor_fields: tuple[str, ...] = ("actor_user_uid", "actor_user_name", "user_uid", "user_name")
+    series_fields: tuple[str, ...] = ("metric_name", "span_operation", "api_operation", "http_request_url_path")
+    hour_of_day_min_days: float = 3.0
+    day_of_week_min_days: float = 21.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,10 @@ class FeatureSpec:
     actor_column: str | None
     clip: float
     dropped: dict[str, str] = field(default_factory=dict)  # column -> why it was left out
+    series_column: str | None = None
+    # cyclic time features, only once the data covers enough cycles (see FeatureOptions)
+    hour_of_day: bool = True
+    day_of_week: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,6 +115,9 @@ class FeatureSpec:
             actor_column=data["actor_column"],
             clip=data["clip"],
             dropped=dict(data.get("dropped", {})),
+            series_column=data.get("series_column"),
+            hour_of_day=data.get("hour_of_day", True),
+            day_of_week=data.get("day_of_week", True),
         )
 
 

@@ -16,10 +16,10 @@ import math
 import polars as pl
 
 from ocsf_ray.features.normalise import normalised
-from ocsf_ray.features.spec import FIRST_CODE, MISSING_CODE, UNSEEN_CODE, FeatureSpec
+from ocsf_ray.features.spec import FIRST_CODE, MISSING_CODE, UNSEEN_CODE, FeatureSpec, NumericFeature
 
 KEEP = ("metadata_uid", "time", "service", "source_kind")
-FIRST_GAP_S = 86_400.0  # an entity's first event counts as a day after the previous one
+FIRST_GAP_S = 86_400.0  # an entity seen once counts as a day away from any other event
 _MINUTE_MS = 60_000
 
 
@@ -34,31 +34,36 @@ def categorical_codes(spec: FeatureSpec) -> list[pl.Expr]:
     return exprs
 
 
+def scaled(feature: NumericFeature) -> pl.Expr:
+    """(log1p) → (x - median) / scale, unclipped, nulls kept."""
+    value = pl.col(feature.column).cast(pl.Float64)
+    if feature.log1p:
+        value = value.clip(lower_bound=0).log1p()
+    return (value - feature.median) / feature.scale
+
+
 def scaled_numerics(spec: FeatureSpec) -> list[pl.Expr]:
     """(log1p) → (x - median) / scale → clip; missing → 0 (the median) plus an indicator."""
     exprs = []
     for feature in spec.numeric:
-        value = pl.col(feature.column).cast(pl.Float64)
-        if feature.log1p:
-            value = value.clip(lower_bound=0).log1p()
-        value = ((value - feature.median) / feature.scale).clip(-spec.clip, spec.clip)
+        value = scaled(feature).clip(-spec.clip, spec.clip)
         exprs.append(value.fill_null(0.0).fill_nan(0.0).cast(pl.Float32).alias(f"num__{feature.column}"))
         if feature.indicator:
             exprs.append(pl.col(feature.column).is_null().cast(pl.Float32).alias(f"num__{feature.column}__missing"))
     return exprs
 
 
-def cyclic_time() -> list[pl.Expr]:
-    """Hour of day and day of week as points on circles (UTC), so 23h sits next to 0h."""
+def cyclic_time(spec: FeatureSpec) -> list[pl.Expr]:
+    """Hour of day and day of week as points on circles (UTC), so 23h sits next to 0h;
+    each only when the spec enables it."""
     moment = pl.from_epoch(pl.col("time"), time_unit="ms")
     hour = moment.dt.hour().cast(pl.Float64) + moment.dt.minute().cast(pl.Float64) / 60
     day = (moment.dt.weekday().cast(pl.Float64) - 1) + hour / 24
-    return [
-        (2 * math.pi * hour / 24).sin().cast(pl.Float32).alias("time__hour_sin"),
-        (2 * math.pi * hour / 24).cos().cast(pl.Float32).alias("time__hour_cos"),
-        (2 * math.pi * day / 7).sin().cast(pl.Float32).alias("time__dow_sin"),
-        (2 * math.pi * day / 7).cos().cast(pl.Float32).alias("time__dow_cos"),
-    ]
+    exprs = []
+    for name, angle, enabled in (("hour", 2 * math.pi * hour / 24, spec.hour_of_day), ("dow", 2 * math.pi * day / 7, spec.day_of_week)):
+        if enabled:
+            exprs += [angle.sin().cast(pl.Float32).alias(f"time__{name}_sin"), angle.cos().cast(pl.Float32).alias(f"time__{name}_cos")]
+    return exprs
 
 
 def is_error(schema: dict) -> pl.Expr:
@@ -82,13 +87,18 @@ def entity_keys(spec: FeatureSpec) -> dict[str, list[str]]:
 
 
 def window_features(spec: FeatureSpec, schema: dict) -> list[pl.Expr]:
-    """Per entity: log events in the same minute, error share in it, log seconds since previous."""
+    """Per entity: log events in the same minute, error share in it, log seconds since the
+    previous event (for an entity's first event, until the next: an archive's start is not
+    a day-long silence)."""
     minute = pl.col("time") // _MINUTE_MS
     error = is_error(schema).cast(pl.Float32)
     exprs = []
     for name, keys in entity_keys(spec).items():
         present = pl.all_horizontal([pl.col(k).is_not_null() for k in keys])
-        gap_s = (pl.col("time") - pl.col("time").shift(1).over(keys, order_by=["time", "metadata_uid"])) / 1000
+        order = ["time", "metadata_uid"]
+        since = pl.col("time") - pl.col("time").shift(1).over(keys, order_by=order)
+        until = pl.col("time").shift(-1).over(keys, order_by=order) - pl.col("time")
+        gap_s = since.fill_null(until) / 1000  # an entity's first event: the gap after it
         exprs += [
             pl.when(present).then(pl.len().over([*keys, minute]).cast(pl.Float64).log1p())
             .otherwise(0.0).cast(pl.Float32).alias(f"win__{name}_events_1m"),
@@ -100,6 +110,32 @@ def window_features(spec: FeatureSpec, schema: dict) -> list[pl.Expr]:
     return exprs
 
 
+def series_keys(spec: FeatureSpec) -> list[str]:
+    return [k for k in ("service", spec.host_column, spec.series_column) if k] if spec.series_column else []
+
+
+def series_deviations(spec: FeatureSpec) -> list[pl.Expr]:
+    """Each numeric's deviation from its series' median, in units of the series' own
+    interquartile range (floored at a tenth of the family's), clipped; 0 when missing."""
+    keys = series_keys(spec)
+    exprs = []
+    for feature in spec.numeric if keys else ():
+        value = scaled(feature)
+        spread = (value.quantile(0.75) - value.quantile(0.25)).over(keys).clip(lower_bound=0.1)
+        deviation = ((value - value.median().over(keys)) / spread).clip(-spec.clip, spec.clip)
+        exprs.append(deviation.fill_null(0.0).fill_nan(0.0).cast(pl.Float32).alias(f"win__series_{feature.column}_dev"))
+    return exprs
+
+
+def service_minute_deviations(spec: FeatureSpec) -> list[pl.Expr]:
+    """The mean series deviation of each numeric over the service's events in the same
+    minute: a slowdown moves a whole minute of a service's requests a little, which no
+    single request shows."""
+    minute = pl.col("time") // _MINUTE_MS
+    return [pl.col(f"win__series_{f.column}_dev").mean().over(["service", minute]).cast(pl.Float32)
+            .alias(f"win__service_{f.column}_dev_1m") for f in spec.numeric if series_keys(spec)]
+
+
 def _with_missing_columns(events: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Columns the spec needs but this batch lacks (a rare field) exist as nulls."""
     missing = [c for c in dict.fromkeys(columns) if c and c not in events.columns]
@@ -108,22 +144,24 @@ def _with_missing_columns(events: pl.DataFrame, columns: list[str]) -> pl.DataFr
 
 def window_inputs(spec: FeatureSpec) -> list[str]:
     """The few columns window features are computed from (the narrow pass reads only these)."""
-    return [c for c in ("metadata_uid", "time", "service", spec.host_column, spec.actor_column,
-                        "status_id", "severity_id") if c]
+    columns = ("metadata_uid", "time", "service", spec.host_column, spec.actor_column, spec.series_column,
+               "status_id", "severity_id", *(f.column for f in spec.numeric if spec.series_column))
+    return [c for c in dict.fromkeys(columns) if c]
 
 
 def row_features(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     """Features that each event has on its own: identity, codes, numerics, time of day/week."""
     columns = [f.column for f in (*spec.categorical, *spec.numeric)]
     events = _with_missing_columns(events, columns)
-    return events.select(*KEEP, *categorical_codes(spec), *scaled_numerics(spec), *cyclic_time())
+    return events.select(*KEEP, *categorical_codes(spec), *scaled_numerics(spec), *cyclic_time(spec))
 
 
 def entity_windows(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     """Window features of every row of `events`, in row order; correct only when
     `events` holds every event of each entity it contains (one or more whole services)."""
-    events = _with_missing_columns(events, [spec.host_column, spec.actor_column])
-    return events.select(window_features(spec, dict(events.schema)))
+    events = _with_missing_columns(events, [spec.host_column, spec.actor_column, spec.series_column])
+    windows = events.select("time", "service", *window_features(spec, dict(events.schema)), *series_deviations(spec))
+    return windows.with_columns(service_minute_deviations(spec)).drop("time", "service")
 
 
 def extract(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
@@ -138,7 +176,11 @@ def feature_columns(spec: FeatureSpec) -> tuple[list[str], list[str]]:
         floats.append(f"num__{feature.column}")
         if feature.indicator:
             floats.append(f"num__{feature.column}__missing")
-    floats += [f"time__{p}" for p in ("hour_sin", "hour_cos", "dow_sin", "dow_cos")]
+    floats += [f"time__{name}_{part}" for name, enabled in (("hour", spec.hour_of_day), ("dow", spec.day_of_week))
+               if enabled for part in ("sin", "cos")]
     for name in entity_keys(spec):
         floats += [f"win__{name}_{w}" for w in ("events_1m", "error_share_1m", "gap_s")]
+    if series_keys(spec):
+        floats += [f"win__series_{f.column}_dev" for f in spec.numeric]
+        floats += [f"win__service_{f.column}_dev_1m" for f in spec.numeric]
     return [f"cat__{f.column}" for f in spec.categorical], floats
