@@ -127,22 +127,32 @@ class ModelBundle:
     families: dict[str, FamilyModel]
 
 
-def load_bundle(path: str, device: torch.device | None = None) -> ModelBundle:
-    """Load every family model of a bundle in eval mode on the best device present."""
-    device = device or best_device()
+def read_manifest(path: str) -> dict:
     with open(os.path.join(path, MANIFEST)) as handle:
-        manifest = json.load(handle)
-    families = {}
-    for family in manifest["families"]:
-        directory = os.path.join(path, family)
-        with open(os.path.join(directory, "model_config.json")) as handle:
-            config = ModelConfig.from_dict(json.load(handle))
-        with open(os.path.join(directory, "feature_spec.json")) as handle:
-            spec = FeatureSpec.from_dict(json.load(handle))
-        model = TabularResNet(config)
-        model.load_state_dict(torch.load(os.path.join(directory, "model.pt"), map_location="cpu"))
-        families[family] = FamilyModel(family, model.to(device).eval(), spec, device)
-    return ModelBundle(path, manifest, families)
+        return json.load(handle)
+
+
+def family_spec(path: str, family: str) -> FeatureSpec:
+    with open(os.path.join(path, family, "feature_spec.json")) as handle:
+        return FeatureSpec.from_dict(json.load(handle))
+
+
+def load_family(path: str, family: str, device: torch.device | None = None) -> FamilyModel:
+    """One family's encoder in eval mode on the best device present, with its spec."""
+    device = device or best_device()
+    directory = os.path.join(path, family)
+    with open(os.path.join(directory, "model_config.json")) as handle:
+        config = ModelConfig.from_dict(json.load(handle))
+    spec = family_spec(path, family)
+    model = TabularResNet(config)
+    model.load_state_dict(torch.load(os.path.join(directory, "model.pt"), map_location="cpu"))
+    return FamilyModel(family, model.to(device).eval(), spec, device)
+
+
+def load_bundle(path: str, device: torch.device | None = None) -> ModelBundle:
+    """Load every family model of a bundle."""
+    manifest = read_manifest(path)
+    return ModelBundle(path, manifest, {f: load_family(path, f, device) for f in manifest["families"]})
 
 
 def reset_bundle_dir(path: str) -> None:
