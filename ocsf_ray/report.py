@@ -1,0 +1,244 @@
+"""The HTML report `ocsf-ray run` writes: what a user looks at first after scoring.
+
+One self-contained `report.html` with its PNGs beside it (referenced by relative name,
+so the directory can be copied or served as is). Event fields come from untrusted logs,
+so every string from the inputs goes through `html.escape`; the page has no JavaScript
+and no external URLs. Figures are drawn on `matplotlib.figure.Figure` objects, never
+through pyplot, so writing a report leaves no global plotting state behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import escape
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+DASH = "–"
+MAX_FAMILIES = 8  # more stacked colours than this are unreadable; the rest become "other"
+TSNE_MAX_POINTS = 3000  # t-SNE beyond this is too slow on a laptop; PCA alone then
+CSS = """body{font-family:sans-serif;margin:2em;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.detail td{background:#fafafa;font-size:90%}.bar{display:inline-block;height:.7em;background:#c44;margin-right:6px}
+.note{color:#666;font-style:italic}img{max-width:100%}ul{margin:.2em 0;padding-left:1.2em}"""
+
+
+@dataclass
+class ReportInputs:
+    title: str
+    summary: list[tuple[str, str]]  # rows of the summary table, already formatted
+    scores: pl.DataFrame  # metadata_uid, time (epoch ms), family, service, anomaly_score, percentile, is_anomaly
+    threshold_score: float  # anomaly_score at the threshold
+    threshold_percentile: float  # the same threshold as a percentile, for labels
+    top: list[dict]  # explanation dicts of the top anomalies, best first
+    embedding_sample: np.ndarray | None  # [n, d] embeddings of a sample of events
+    embedding_scores: np.ndarray | None  # [n] their anomaly_score
+    embedding_flagged: np.ndarray | None  # [n] whether each is above the threshold
+    evaluation: dict | None  # metrics against ground truth, None when there is none
+
+
+def write_report(out_dir: str, inputs: ReportInputs) -> str:
+    """Write report.html and its PNGs into out_dir; return the path of report.html."""
+    os.makedirs(out_dir, exist_ok=True)
+    sections = [
+        f"<h1>{escape(inputs.title)}</h1>",
+        _summary_section(inputs.summary),
+        _distribution_section(out_dir, inputs),
+        _top_section(inputs.top),
+        _embedding_section(out_dir, inputs),
+        _evaluation_section(inputs.evaluation),
+    ]
+    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(inputs.title)}</title>'
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
+    path = os.path.join(out_dir, "report.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path
+
+
+def _fmt(value, digits: int = 3) -> str:
+    """A cell's text: numbers rounded, missing or NaN values as a dash, strings escaped."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return DASH
+    if isinstance(value, (int, np.integer)):  # bool included
+        return escape(str(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return escape(str(value))
+
+
+def _utc(ms) -> str:
+    """Epoch ms as UTC ISO; a time out of datetime's range (bad logs) is shown as given."""
+    if ms is None:
+        return DASH
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
+    except (OverflowError, ValueError, OSError):
+        return escape(str(ms))
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table from cells that are already escaped/formatted."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _num(text: str) -> str:
+    return f'<td class="num">{text}</td>'
+
+
+def _summary_section(summary: list[tuple[str, str]]) -> str:
+    rows = [[f"<th>{escape(str(label))}</th>", f"<td>{escape(str(value))}</td>"] for label, value in summary]
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return f"<h2>Summary</h2><table>{body}</table>"
+
+
+def _distribution_section(out_dir: str, inputs: ReportInputs) -> str:
+    """Histogram of anomaly_score, stacked by family, log-scaled y: the score is a heavy-
+    tailed surprise, so a linear axis would show only the bulk near zero. Counts come from
+    numpy per family so a million rows never reach matplotlib as individual points."""
+    frame = inputs.scores.select(pl.col("family").fill_null("unknown"), "anomaly_score")
+    frame = frame.filter(pl.col("anomaly_score").is_finite())
+    threshold = inputs.threshold_score
+    top = frame.group_by("family").len().sort(["len", "family"], descending=[True, False])["family"].to_list()
+    groups = {fam: frame.filter(pl.col("family") == fam) for fam in top[:MAX_FAMILIES]}
+    if len(top) > MAX_FAMILIES:
+        groups["other"] = frame.filter(~pl.col("family").is_in(top[:MAX_FAMILIES]))
+    high = max(float(frame["anomaly_score"].max() or 0.0), threshold if math.isfinite(threshold) else 0.0)
+    edges = np.linspace(0.0, max(high, 1e-9) * 1.02, 61)
+    counts = [np.histogram(g["anomaly_score"].to_numpy(), bins=edges)[0] for g in groups.values()]
+    fig = Figure(figsize=(9, 4.5))
+    ax = fig.add_subplot()
+    if counts:
+        ax.hist([edges[:-1]] * len(counts), bins=edges, weights=counts, stacked=True, log=True,
+                label=[str(fam).replace("$", r"\$") for fam in groups], histtype="stepfilled", alpha=0.8)
+        ax.legend(fontsize=8, title="family")
+    else:
+        ax.text(0.5, 0.5, "no scored events", ha="center", transform=ax.transAxes)
+    if math.isfinite(threshold):
+        ax.axvline(threshold, color="red", linestyle="--")
+        ax.text(threshold, 1.0, f" threshold: p{inputs.threshold_percentile:g} = {threshold:.2f}",
+                color="red", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+    ax.set_xlabel("anomaly_score (-log10 tail probability)")
+    ax.set_ylabel("events (log scale)")
+    ax.set_title(f"Score distribution of {frame.height:,} events")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "score_distribution.png"), dpi=110)
+    return '<h2>Score distribution</h2><img src="score_distribution.png" alt="score distribution">'
+
+
+def _top_section(top: list[dict]) -> str:
+    """One row per anomaly plus a detail row with why: the nearest normal events and the
+    features that differ most from them, so a user can judge the flag without a query."""
+    if not top:
+        return '<h2>Top anomalies</h2><p class="note">No anomalies above the threshold.</p>'
+    header = ["rank", "time (UTC)", "family", "service", "metadata_uid", "anomaly_score", "percentile"]
+    rows = []
+    for rank, item in enumerate(top, start=1):
+        rows.append(f"<tr>{_num(str(rank))}<td>{_utc(item.get('time'))}</td><td>{_fmt(item.get('family'))}</td>"
+                    f"<td>{_fmt(item.get('service'))}</td><td>{_fmt(item.get('metadata_uid'))}</td>"
+                    f"{_num(_fmt(item.get('anomaly_score'), 2))}{_num(_fmt(item.get('percentile'), 4))}</tr>")
+        rows.append(f'<tr class="detail"><td></td><td colspan="{len(header) - 1}">{_explanation(item)}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in header)
+    return f"<h2>Top anomalies</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _explanation(item: dict) -> str:
+    neighbours = item.get("neighbours") or []
+    features = item.get("features") or []
+    near = ", ".join(f"{_fmt(n.get('metadata_uid'))} ({_fmt(n.get('distance'))})" for n in neighbours) or DASH
+    scale = max((abs(f.get("contribution") or 0.0) for f in features), default=0.0) or 1.0
+    lines = "".join(
+        f'<li><span class="bar" style="width:{int(60 * abs(f.get("contribution") or 0.0) / scale)}px"></span>'
+        f'{_fmt(f.get("text"))} <span class="note">({_fmt(f.get("contribution"))})</span></li>'
+        for f in features)
+    return (f"<b>k-NN distance</b> {_fmt(item.get('knn_distance'))}; <b>nearest normal events</b>: {near}"
+            f"<br><b>differing features</b>:<ul>{lines or '<li>' + DASH + '</li>'}</ul>")
+
+
+def _projection(x: np.ndarray) -> tuple[np.ndarray, str]:
+    """2-D coordinates and the method's name: t-SNE on a 50-d PCA (the usual denoising
+    step) for small samples, PCA alone for large ones where t-SNE would take minutes.
+    One thread: t-SNE's OpenMP loops spin-wait, and on a busy machine (measured on 2
+    cores at load ~11) two threads took 25-33 s for 200 points where one took ~1 s."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    n, d = x.shape
+    with threadpool_limits(1):
+        if n > TSNE_MAX_POINTS:
+            return PCA(n_components=2, random_state=0).fit_transform(x), "PCA"
+        reduced = PCA(n_components=min(50, n, d), random_state=0).fit_transform(x)
+        tsne = TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca", random_state=0)
+        return tsne.fit_transform(reduced), "t-SNE on PCA-50"
+
+
+def _embedding_section(out_dir: str, inputs: ReportInputs) -> str:
+    """Where the flagged events sit among the others: isolated points are novel
+    behaviour, a tight cluster of flags is one recurring incident."""
+    path = os.path.join(out_dir, "embedding_map.png")
+    x = inputs.embedding_sample
+    if x is None or x.ndim != 2 or x.shape[0] < 5 or x.shape[1] < 2:
+        if os.path.exists(path):  # a stale map from an earlier run would mislead
+            os.remove(path)
+        return '<h2>Embedding map</h2><p class="note">No embedding sample was given; map skipped.</p>'
+    x = np.asarray(x, dtype=np.float32)
+    scores = np.zeros(len(x)) if inputs.embedding_scores is None else np.asarray(inputs.embedding_scores, float)
+    flagged = (scores >= inputs.threshold_score if inputs.embedding_flagged is None
+               else np.asarray(inputs.embedding_flagged, bool))
+    xy, method = _projection(x)
+    order = np.argsort(scores, kind="stable")  # highest scores drawn last, on top
+    normal = order[~flagged[order]]
+    fig = Figure(figsize=(8, 6.5))
+    ax = fig.add_subplot()
+    vmax = inputs.threshold_score if math.isfinite(inputs.threshold_score) and inputs.threshold_score > 0 else None
+    points = ax.scatter(xy[normal, 0], xy[normal, 1], c=scores[normal], cmap="viridis", s=8, vmin=0, vmax=vmax)
+    fig.colorbar(points, ax=ax, label="anomaly_score (colour saturates at the threshold)")
+    ax.scatter(xy[flagged, 0], xy[flagged, 1], marker="X", s=40, c="red", edgecolors="black", linewidths=0.5,
+               label=f"above threshold ({int(flagged.sum())})")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(f"Embedding map of {len(x):,} sampled events ({method})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return '<h2>Embedding map</h2><img src="embedding_map.png" alt="embedding map">'
+
+
+def _evaluation_section(evaluation: dict | None) -> str:
+    """Method vs baselines on the same labelled events: a score means little without
+    knowing what isolation forest or a random ranking would have reached."""
+    if evaluation is None:
+        return ""
+    rows = {"ocsf-ray": evaluation.get("method") or {}, **(evaluation.get("baselines") or {})}
+    at_k = {name: {str(k): v for k, v in (m.get("precision_at_k") or {}).items()} for name, m in rows.items()}
+    ks = sorted({k for p in at_k.values() for k in p},
+                key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))  # 100 before 1000
+    header = ["method", "auroc", "auprc", *[f"precision@{escape(k)}" for k in ks],
+              "recall at threshold", "flagged rate"]
+    table = [[f"<td>{escape(str(name))}</td>", _num(_fmt(m.get("auroc"))), _num(_fmt(m.get("auprc"))),
+              *[_num(_fmt(at_k[name].get(k))) for k in ks],
+              _num(_fmt(m.get("recall_at_threshold"))), _num(_fmt(m.get("flagged_rate"), 4))]
+             for name, m in rows.items()]
+    per_type = {name: {str(t): v or {} for t, v in (m.get("per_incident_type") or {}).items()}
+                for name, m in rows.items()}
+    types = sorted({t for p in per_type.values() for t in p})
+    events = {t: next((p[t]["events"] for p in per_type.values() if p.get(t, {}).get("events") is not None), None)
+              for t in types}  # every method scores the same events, so the first count found serves
+    type_rows = [[f"<td>{escape(t)}</td>", _num(_fmt(events[t]))]
+                 + [_num(_fmt(p.get(t, {}).get("recall"))) for p in per_type.values()] for t in types]
+    notes = "".join(f"<li>{escape(str(n))}</li>" for n in evaluation.get("notes") or [])
+    return ("<h2>Evaluation</h2>"
+            f"<p>{_fmt(evaluation.get('events'))} labelled events, {_fmt(evaluation.get('positives'))} positives.</p>"
+            + _table(header, table)
+            + ("<h3>Recall per incident type</h3>" + _table(["incident type", "events", *map(escape, rows)], type_rows)
+               if types else "")
+            + (f"<ul>{notes}</ul>" if notes else ""))
