@@ -20,9 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/ocsf-ray synth --out $(DEMO_OUT)/archive --overwrite
-	$(BIN)/ocsf-ray featurize $(DEMO_OUT)/archive/events --out $(DEMO_OUT)
-	$(BIN)/ocsf-ray train --features $(DEMO_OUT) --out $(DEMO_OUT)/bundle --epochs 3 --max-batches-per-epoch 40
+	$(BIN)/ocsf-ray run --out $(DEMO_OUT)
 
 test: install
 	$(BIN)/python -m pytest -q

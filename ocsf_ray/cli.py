@@ -111,24 +111,53 @@ def featurize(
     num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
 ) -> None:
     """Ingest OCSF events, fit a FeatureSpec per event family and write feature shards."""
-    from ocsf_ray.features import FeatureOptions, featurize_archive
-    from ocsf_ray.features.transform import feature_columns
-    from ocsf_ray.io import InputError, read_events, resolve_inputs
+    from ocsf_ray.features import FeatureOptions
     from ocsf_ray.runtime import start_ray
 
-    try:
-        files = resolve_inputs(inputs)
-    except InputError as err:
-        fail(str(err))
+    _resolved(inputs)
     if max_vocab < 1 or min_count < 1:
         fail("--max-vocab and --min-count must be at least 1")
     options = FeatureOptions(max_vocab=max_vocab, min_count=min_count, include=tuple(include), exclude=tuple(exclude))
     start_ray(num_cpus)
+    _featurize_step(inputs, out, options)
+
+
+def _resolved(inputs: list[str]) -> list:
+    """The input files, or a one-line error before any Ray work."""
+    from ocsf_ray.io import InputError, resolve_inputs
+
+    try:
+        return resolve_inputs(inputs)
+    except InputError as err:
+        fail(str(err))
+
+
+def _ingest(inputs: list[str], out: str, progress: Progress):
+    from ocsf_ray.io import read_events
+
+    task = progress.add_task("ingest", total=None)
+    return read_events(inputs, out, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+
+
+def _ingestion_table(archive, out: str, elapsed: float) -> Table:
+    summary = Table(title="ingestion", show_header=False)
+    summary.add_row("files", f"{archive.files:,}")
+    summary.add_row("rows read", f"{archive.rows_read:,}")
+    summary.add_row("accepted", f"{archive.accepted:,}")
+    summary.add_row("rejected", f"{archive.rejected:,}" + (f"  → {out}/rejects/" if archive.rejected else ""))
+    summary.add_row("throughput", f"{archive.rows_read / elapsed:,.0f} events/s ({elapsed:.1f} s)")
+    return summary
+
+
+def _featurize_step(inputs: list[str], out: str, options):
+    """Ingest + fit + write features, with progress and the summary tables; the archive."""
+    from ocsf_ray.features import featurize_archive
+    from ocsf_ray.features.transform import feature_columns
+
     _clear_outputs(out, ["canonical", "features", "rejects", "feature_spec.json"])
     started = time.perf_counter()
     with progress_bar() as progress:
-        ingest = progress.add_task(f"ingest {len(files)} file(s)", total=None)
-        archive = read_events(inputs, out, on_progress=lambda done, total: progress.update(ingest, completed=done, total=total))
+        archive = _ingest(inputs, out, progress)
         fit = progress.add_task("features", total=len(archive.families))
         result = featurize_archive(
             archive, out, options,
@@ -136,15 +165,7 @@ def featurize(
                 fit, completed=done, total=total, description=f"features {family}".strip()
             ),
         )
-    elapsed = time.perf_counter() - started
-
-    summary = Table(title="ingestion", show_header=False)
-    summary.add_row("files", f"{archive.files:,}")
-    summary.add_row("rows read", f"{archive.rows_read:,}")
-    summary.add_row("accepted", f"{archive.accepted:,}")
-    summary.add_row("rejected", f"{archive.rejected:,}" + (f"  → {out}/rejects/" if archive.rejected else ""))
-    summary.add_row("throughput", f"{archive.rows_read / elapsed:,.0f} events/s ({elapsed:.1f} s)")
-    console.print(summary)
+    console.print(_ingestion_table(archive, out, time.perf_counter() - started))
     table = Table(title="features per family")
     for column in ("family", "rows", "services", "categorical", "numeric", "time+window", "dropped"):
         table.add_column(column, justify="left" if column == "family" else "right")
@@ -164,6 +185,7 @@ def featurize(
         console.print(f"[bold]{family}[/] categorical: {described}", highlight=False)
         console.print(f"[bold]{family}[/] numeric: {', '.join(f.column for f in spec.numeric) or '-'}", highlight=False)
     console.print(f"features: {out}/features/  spec: {out}/feature_spec.json", highlight=False)
+    return archive
 
 
 def _featurized(features: str) -> dict:
@@ -194,11 +216,15 @@ def train(
     family: list[str] = typer.Option([], help="Train only this family (repeatable)"),
     gpu: Optional[bool] = typer.Option(None, "--gpu/--no-gpu", help="Default: use GPUs when the cluster has them"),
     resume: bool = typer.Option(False, help="Continue the runs in OUT/_runs from their latest checkpoints"),
+    k: int = typer.Option(20, help="Neighbours whose mean distance is the anomaly score"),
+    reference_max: int = typer.Option(200_000, help="Reference events indexed per family (a uniform sample)"),
     num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
 ) -> None:
-    """Pretrain one TabularResNet per event family (SCARF + NT-Xent on Ray Train) into a bundle."""
+    """Pretrain one TabularResNet per event family (SCARF + NT-Xent on Ray Train), index
+    each family's reference embeddings with FAISS and write the bundle."""
+    from ocsf_ray.index import IndexOptions
     from ocsf_ray.runtime import start_ray
-    from ocsf_ray.train import TrainOptions, train_bundle
+    from ocsf_ray.train import TrainOptions
 
     found = _featurized(features)
     unknown = [f for f in family if f not in found]
@@ -206,30 +232,52 @@ def train(
         fail(f"unknown family {', '.join(unknown)}; found {', '.join(found)}")
     if workers < 1 or epochs < 1 or batch_size < 2 or not 0 < corruption_rate < 1 or temperature <= 0:
         fail("need --workers >= 1, --epochs >= 1, --batch-size >= 2, 0 < --corruption-rate < 1, --temperature > 0")
+    if k < 1 or reference_max <= k:
+        fail("need --k >= 1 and --reference-max > --k")
     options = TrainOptions(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
         corruption_rate=corruption_rate, d_model=d_model, n_blocks=n_blocks, embedding_dim=embedding_dim,
         masked_feature_weight=masked_feature_weight, max_batches_per_epoch=max_batches_per_epoch,
     )
     start_ray(num_cpus or max(4, workers + 2))
+    _train_step(features, out, options, workers, gpu, resume, family, IndexOptions(k=k, reference_max=reference_max))
+
+
+def _train_step(features: str, out: str, options, workers: int, gpu: Optional[bool], resume: bool,
+                families: list[str], index_options) -> dict:
+    """Train a bundle, index it, print its summary; the manifest."""
+    from ocsf_ray.index import index_bundle
+    from ocsf_ray.train import train_bundle
+
     with progress_bar() as progress:
-        task = progress.add_task("train", total=len(family or found))
+        task = progress.add_task("train", total=len(families) or None)
         result = train_bundle(
-            features, out, options, workers=workers, use_gpu=gpu, resume=resume, families=family or None,
-            on_family=lambda name, done, total: progress.update(task, completed=done, description=f"train {name}".strip()),
+            features, out, options, workers=workers, use_gpu=gpu, resume=resume, families=families or None,
+            on_family=lambda name, done, total: progress.update(task, completed=done, total=total, description=f"train {name}".strip()),
+        )
+        if not result.manifest["families"]:
+            fail(f"no family had enough rows to train on: {result.manifest['skipped']}")
+        indexed = progress.add_task("index", total=len(result.manifest["families"]))
+        built = index_bundle(
+            out, features, index_options,
+            on_family=lambda name, done, total: progress.update(indexed, completed=done, description=f"index {name}".strip()),
         )
     table = Table(title=f"model bundle {result.manifest['version']}")
-    for column in ("family", "rows", "epochs", "best epoch", "val top-1", "untrained top-1", "val loss"):
+    for column in ("family", "rows", "epochs", "best epoch", "val top-1", "untrained top-1", "index", "ref. k-NN p99"):
         table.add_column(column, justify="left" if column == "family" else "right")
     for name, info in result.manifest["families"].items():
+        index = built[name]
+        kind = index["kind"] + (f" recall@k {index['recall_at_k']:.3f}" if index["recall_at_k"] is not None else "")
         table.add_row(
             name, f"{info['rows']:,}", str(info["epochs_run"]), str(info["best_epoch"]),
-            f"{info['val_top1']:.3f}", f"{info['untrained_val_top1']:.3f}", f"{info['val_loss']:.3f}",
+            f"{info['val_top1']:.3f}", f"{info['untrained_val_top1']:.3f}",
+            f"{kind} ({index['reference_rows']:,})", f"{index['distance_p99']:.3f}",
         )
     console.print(table)
     for name, reason in result.manifest["skipped"].items():
         console.print(f"skipped {name}: {reason}", highlight=False)
     console.print(f"bundle: {out}", highlight=False)
+    return result.manifest
 
 
 @app.command()
@@ -243,6 +291,7 @@ def tune(
     """Sweep hyperparameters with Ray Tune (ASHA) and export the best trial as a bundle."""
     from pydantic import ValidationError
 
+    from ocsf_ray.index import IndexOptions, index_bundle
     from ocsf_ray.runtime import start_ray
     from ocsf_ray.tune import SweepConfig, run_sweep
 
@@ -257,6 +306,8 @@ def tune(
     start_ray(num_cpus or max(4, sweep.workers_per_trial + 2))
     console.print(f"tuning {chosen.family} ({chosen.rows:,} rows): {sweep.trials} trial(s)", highlight=False)
     manifest, trials = run_sweep(sweep, chosen, out)
+    with console.status("indexing the best trial's reference embeddings"):
+        index_bundle(out, features, IndexOptions())
     table = Table(title=f"sweep over {chosen.family}")
     keys = sorted(sweep.search_space)
     for column in (*keys, "epochs", "best val top-1"):
@@ -266,6 +317,250 @@ def tune(
                       str(trial["epochs"]), f"{trial['best_val_top1'] or 0:.3f}")
     console.print(table)
     console.print(f"best trial exported to {out} (version {manifest['version']})", highlight=False)
+
+
+def _threshold(percentile: Optional[float], contamination: Optional[float]) -> float:
+    """The flagging threshold as a percentile of the family's reference scores.
+
+    --contamination c (the expected share of anomalies, as in scikit-learn) and
+    --percentile 100 (1 - c) are the same threshold; default 99, i.e. 1 % of events like
+    the reference are flagged: a daily triage budget of about one event in a hundred.
+    """
+    if percentile is not None and contamination is not None:
+        fail("give --percentile or --contamination, not both")
+    if contamination is not None:
+        if not 0 < contamination < 1:
+            fail("--contamination must be between 0 and 1")
+        return 100.0 * (1.0 - contamination)
+    if percentile is not None and not 0 < percentile < 100:
+        fail("--percentile must be between 0 and 100")
+    return 99.0 if percentile is None else percentile
+
+
+def _bundle(model: str) -> dict:
+    """A bundle's manifest, or a one-line error when it is not an indexed bundle."""
+    from ocsf_ray.train.bundle import read_manifest
+
+    try:
+        manifest = read_manifest(model)
+    except (OSError, ValueError) as err:
+        fail(f"not a model bundle: {model} ({err.__class__.__name__}: {err})")
+    if "index" not in manifest:
+        fail(f"bundle {model} has no index: it was written before indexing; train it again")
+    return manifest
+
+
+def _score_tables(out: str, explanations: list[dict], show: int = 10) -> None:
+    from ocsf_ray.index.triage import score_counts
+
+    counts = score_counts(out)
+    table = Table(title="scores per family")
+    for column in ("family", "events", "scored", "flagged", "flag rate"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family, events, scored, flagged in counts.iter_rows():
+        rate = f"{flagged / scored:.2%}" if scored else "no model"
+        table.add_row(family, f"{events:,}", f"{scored:,}", f"{flagged:,}", rate)
+    console.print(table)
+    top = Table(title=f"top {min(show, len(explanations))} anomalies (all in {out}/explanations.json)")
+    for column in ("score", "family", "service", "metadata_uid", "why (largest contribution)"):
+        top.add_column(column, justify="right" if column == "score" else "left", overflow="fold")
+    for item in explanations[:show]:
+        why = item["features"][0]["text"] if item["features"] else ""
+        top.add_row(f"{item['anomaly_score']:.2f}", item["family"], str(item["service"]), item["metadata_uid"], why)
+    console.print(top)
+    console.print(f"scores: {out}/scores/", highlight=False)
+
+
+def _explain_step(model: str, out: str, explain_top: int) -> list[dict]:
+    from ocsf_ray.index.triage import explain_top as top_explanations, write_explanations
+
+    explanations = top_explanations(model, out, explain_top)
+    write_explanations(explanations, out)
+    return explanations
+
+
+@app.command()
+def score(
+    inputs: list[str] = typer.Argument(..., help="OCSF files, directories or globs to score"),
+    model: str = typer.Option(..., "--model", "-m", help="A model bundle (from `train`, `tune` or `run`)"),
+    out: str = typer.Option(..., "--out", "-o", help="Output directory: scores/, rejects/, explanations.json"),
+    percentile: Optional[float] = typer.Option(None, help="Flag events above this percentile of their family's reference scores [default: 99]"),
+    contamination: Optional[float] = typer.Option(None, help="Or: the expected share of anomalies (0.01 = --percentile 99)"),
+    explain_top: int = typer.Option(20, help="Explain this many top-scored events"),
+    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+) -> None:
+    """Score every event with a bundle (its FeatureSpecs, models, FAISS indexes and
+    calibration) and explain the top anomalies."""
+    from ocsf_ray.index import score_archive
+    from ocsf_ray.runtime import start_ray
+
+    threshold = _threshold(percentile, contamination)
+    _bundle(model)
+    _resolved(inputs)
+    start_ray(num_cpus)
+    _clear_outputs(out, ["canonical", "features", "rejects", "scores", "feature_spec.json", "explanations.json"])
+    started = time.perf_counter()
+    with progress_bar() as progress:
+        archive = _ingest(inputs, out, progress)
+        task = progress.add_task("score", total=None)
+        run = score_archive(model, archive, out, threshold, on_progress=lambda family, done, total: progress.update(
+            task, completed=done, total=total, description=f"score {family}".strip()))
+    explanations = _explain_step(model, out, explain_top)
+    console.print(_ingestion_table(archive, out, time.perf_counter() - started))
+    _score_tables(out, explanations)
+    for family, rows in run.unscored.items():
+        console.print(f"{family}: {rows:,} events with no model in the bundle, written with empty scores", highlight=False)
+
+
+def _evaluation_table(result: dict) -> Table:
+    ks = sorted(result["method"]["precision_at_k"], key=int)
+    table = Table(title=f"evaluation: {result['events']:,} events, {result['positives']:,} labelled anomalous")
+    for column in ("method", "AUROC", "AUPRC", *(f"P@{k}" for k in ks), "recall@threshold"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    rows = {"ocsf-ray anomaly_score": result["method"], **result["baselines"]}
+    for name, found in rows.items():
+        cells = [found.get("auroc"), found.get("auprc"), *(found["precision_at_k"].get(k) for k in ks), found.get("recall_at_threshold")]
+        table.add_row(name, *("-" if v is None else f"{v:.3f}" for v in cells))
+    return table
+
+
+def _evaluate_step(out: str, labels: str) -> dict:
+    from ocsf_ray.evaluate import evaluate_run, write_evaluation
+    from ocsf_ray.io.sources import join_uri
+
+    with console.status("evaluating against ground truth and baselines"):
+        result = evaluate_run(join_uri(out, "scores"), labels, features_root=out)
+    write_evaluation(result, join_uri(out, "evaluation.json"))
+    console.print(_evaluation_table(result))
+    types = result["method"].get("per_incident_type", {})
+    if types:
+        per_type = Table(title="recall at threshold per incident type")
+        for column in ("incident type", "events", "recall", "AUROC"):
+            per_type.add_column(column, justify="left" if column == "incident type" else "right")
+        for name, found in sorted(types.items()):
+            per_type.add_row(name, f"{found['events']:,}", f"{found['recall']:.3f}",
+                             "-" if found.get("auroc") is None else f"{found['auroc']:.3f}")
+        console.print(per_type)
+    for note in result["notes"]:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"evaluation: {out}/evaluation.json", highlight=False)
+    return result
+
+
+@app.command()
+def evaluate(
+    scores: str = typer.Option(..., "--scores", "-s", help="The output directory of `score` or `run` (holding scores/ and features/)"),
+    labels: str = typer.Option(..., "--labels", "-l", help="Ground truth labels.parquet (metadata_uid, is_anomaly, incident_id)"),
+) -> None:
+    """AUROC, AUPRC, precision@k and recall of the scores against labels, beside
+    IsolationForest, ECOD, raw-feature k-NN and random rankings of the same events."""
+    import os
+
+    from ocsf_ray.io.sources import join_uri
+    from ocsf_ray.index.triage import parquet_files
+
+    out = scores.rstrip("/").removesuffix("/scores") if scores.rstrip("/").endswith("/scores") else scores
+    if not parquet_files(join_uri(out, "scores"))[0]:
+        fail(f"no scores under {out}/scores/: run `ocsf-ray score` or `ocsf-ray run` first")
+    if not os.path.exists(labels):
+        fail(f"labels not found: {labels}")
+    _evaluate_step(out, labels)
+
+
+def _found_labels(inputs: list[str]) -> Optional[str]:
+    """Ground truth a synth archive carries beside its events (`<archive>/ground_truth/`)."""
+    import os
+
+    for path in inputs:
+        for root in (path, os.path.dirname(path.rstrip("/"))):
+            candidate = os.path.join(root, "ground_truth", "labels.parquet")
+            if os.path.exists(candidate):
+                return candidate
+    return None
+
+
+@app.command()
+def run(
+    inputs: Optional[list[str]] = typer.Argument(None, help="OCSF files, directories or globs; none = a generated demo archive"),
+    out: str = typer.Option("demo-out", "--out", "-o", help="Output directory for everything the run writes"),
+    labels: Optional[str] = typer.Option(None, help="Ground truth labels.parquet to evaluate against (found automatically beside a synth archive)"),
+    events: int = typer.Option(200_000, help="Demo archive size when no INPUT is given"),
+    seed: int = typer.Option(0, help="Demo archive seed"),
+    epochs: int = typer.Option(3, help="Training epochs per family"),
+    max_batches_per_epoch: int = typer.Option(40, help="Cap batches per epoch (0 = whole shard)"),
+    workers: int = typer.Option(2, help="Ray Train workers (DDP)"),
+    percentile: Optional[float] = typer.Option(None, help="Flag events above this percentile of their family's reference scores [default: 99]"),
+    contamination: Optional[float] = typer.Option(None, help="Or: the expected share of anomalies (0.01 = --percentile 99)"),
+    explain_top: int = typer.Option(20, help="Explain this many top-scored events"),
+    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: 4 or workers + 2)"),
+) -> None:
+    """The main job: featurize → train → index → score → explain → report (and evaluate
+    when ground truth is present). With no INPUT, first generates a demo archive."""
+    import os
+
+    from ocsf_ray.features import FeatureOptions
+    from ocsf_ray.index import IndexOptions, score_featurized
+    from ocsf_ray.io.sources import join_uri
+    from ocsf_ray.runtime import start_ray
+    from ocsf_ray.train import TrainOptions
+
+    threshold = _threshold(percentile, contamination)
+    if labels and not os.path.exists(labels):
+        fail(f"labels not found: {labels}")
+    if inputs:
+        _resolved(inputs)
+    start_ray(num_cpus or max(4, workers + 2))
+    started = time.perf_counter()
+    if not inputs:
+        from ocsf_ray.synth import SynthConfig, generate_archive
+
+        archive_dir = os.path.join(out, "archive")
+        with console.status(f"generating a demo archive of {events:,} events in {archive_dir}"):
+            generate_archive(SynthConfig(out=archive_dir, events=events, seed=seed, overwrite=True))
+        inputs = [os.path.join(archive_dir, "events")]
+    labels = labels or _found_labels(inputs)
+    archive = _featurize_step(inputs, out, FeatureOptions())
+    bundle = join_uri(out, "bundle")
+    options = TrainOptions(epochs=epochs, max_batches_per_epoch=max_batches_per_epoch)
+    manifest = _train_step(out, bundle, options, workers, None, False, [], IndexOptions())
+    _clear_outputs(out, ["scores", "explanations.json", "evaluation.json"])
+    with progress_bar() as progress:
+        task = progress.add_task("score", total=None)
+        score_featurized(bundle, out, out, threshold, on_progress=lambda family, done, total: progress.update(
+            task, completed=done, total=total, description=f"score {family}".strip()))
+    explanations = _explain_step(bundle, out, explain_top)
+    _score_tables(out, explanations)
+    evaluation = _evaluate_step(out, labels) if labels else None
+    with console.status("writing the report"):
+        path = _report_step(out, bundle, manifest, archive, threshold, explanations, evaluation, time.perf_counter() - started)
+    console.print(f"report: {path}", highlight=False)
+
+
+def _report_step(out: str, bundle: str, manifest: dict, archive, threshold: float, explanations: list[dict],
+                 evaluation: Optional[dict], elapsed: float) -> str:
+    import math
+
+    from ocsf_ray.index.triage import embedding_sample, read_scores, score_counts
+    from ocsf_ray.report import ReportInputs, write_report
+
+    counts = score_counts(out)
+    scores = read_scores(out, ["metadata_uid", "time", "family", "service", "anomaly_score", "percentile", "is_anomaly"], 1_000_000)
+    largest = max(manifest["families"], key=lambda f: manifest["families"][f]["rows"])
+    embeddings, embedded_scores, flagged = embedding_sample(bundle, out, largest, 1500, threshold)
+    summary = [
+        ("events read", f"{archive.rows_read:,}"), ("accepted", f"{archive.accepted:,}"),
+        ("rejected", f"{archive.rejected:,}"), ("families", str(len(archive.families))),
+        ("scored", f"{int(counts['scored'].sum()):,}"), ("flagged", f"{int(counts['flagged'].sum()):,}"),
+        ("threshold", f"percentile {threshold:g} of each family's reference scores"),
+        ("model bundle", f"{bundle} (version {manifest['version']})"),
+        ("elapsed", f"{elapsed:.0f} s"),
+    ]
+    return write_report(out, ReportInputs(
+        title=f"ocsf-ray run: {out}", summary=summary, scores=scores,
+        threshold_score=-math.log10(1 - threshold / 100), threshold_percentile=threshold, top=explanations,
+        embedding_sample=embeddings, embedding_scores=embedded_scores, embedding_flagged=flagged, evaluation=evaluation,
+        embedding_family=largest,
+    ))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class ReportInputs:
     embedding_scores: np.ndarray | None  # [n] their anomaly_score
     embedding_flagged: np.ndarray | None  # [n] whether each is above the threshold
     evaluation: dict | None  # metrics against ground truth, None when there is none
+    embedding_family: str | None = None  # each family has its own model: a map shows one
 
 
 def write_report(out_dir: str, inputs: ReportInputs) -> str:
@@ -205,7 +206,8 @@ def _embedding_section(out_dir: str, inputs: ReportInputs) -> str:
     ax.scatter(xy[flagged, 0], xy[flagged, 1], marker="X", s=40, c="red", edgecolors="black", linewidths=0.5,
                label=f"above threshold ({int(flagged.sum())})")
     ax.legend(loc="best", fontsize=8)
-    ax.set_title(f"Embedding map of {len(x):,} sampled events ({method})")
+    family = f" of {inputs.embedding_family}" if inputs.embedding_family else ""
+    ax.set_title(f"Embedding map of {len(x):,} sampled events{family} ({method})")
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()

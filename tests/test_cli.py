@@ -83,3 +83,20 @@ def test_train_and_tune_refuse_what_is_not_a_featurize_output(tmp_path):
         assert result.returncode == 2
         assert result.stderr.strip().startswith("error: not a featurize output")
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_score_evaluate_and_run_refuse_bad_arguments_in_one_line(tmp_path):
+    events = tmp_path / "e.ndjson"
+    events.write_text("{}\n")
+    cases = {
+        ("score", str(events), "--model", str(tmp_path), "--out", str(tmp_path / "o")): "error: not a model bundle",
+        ("evaluate", "--scores", str(tmp_path), "--labels", str(events)): "error: no scores under",
+        ("run", str(events), "--out", str(tmp_path / "o"), "--percentile", "99", "--contamination", "0.01"):
+            "error: give --percentile or --contamination",
+        ("run", str(events), "--out", str(tmp_path / "o"), "--contamination", "1.5"): "error: --contamination must be",
+    }
+    for args, message in cases.items():
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.strip().startswith(message), (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1

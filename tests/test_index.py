@@ -28,7 +28,7 @@ def family_index(vectors: np.ndarray, times: np.ndarray, options: IndexOptions) 
     reference = pl.DataFrame({"metadata_uid": [f"r{i}" for i in range(len(times))], "time": times})
     shards = TimeShards.plan(times, options.exclusion_minutes)
     indexes, info = build_shards(vectors, shards, options)
-    return FamilyIndex("f", indexes, shards, reference, None, info, options)
+    return FamilyIndex("f", indexes, indexes, shards, reference, None, info, options)
 
 
 def test_an_event_of_the_reference_is_not_its_own_neighbour():

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from ocsf_ray.index import FamilyScorer, IndexOptions, index_bundle
 from ocsf_ray.train import discover_features, load_bundle
 from ocsf_ray.tune import SweepConfig, run_sweep
 
@@ -44,3 +45,7 @@ def test_smoke_sweep_runs_trials_and_exports_the_best(featurized, tmp_path):
     rows = pl.read_parquet(features.files[0]).head(10)
     embeddings = model.embed_features(rows)
     assert embeddings.shape == (10, 16) and np.isfinite(embeddings).all()
+    # the exported bundle indexes and scores like any other
+    index_bundle(str(tmp_path / "bundle"), featurized, IndexOptions(k=5))
+    scores = FamilyScorer.load(str(tmp_path / "bundle"), "6003_log").score(rows)
+    assert scores.height == 10 and scores.get_column("anomaly_score").is_finite().all()

@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ocsf_ray.index.calibration import Calibration
+from ocsf_ray.index.calibration import ScoreCalibration
 from ocsf_ray.index.options import IndexOptions
-from ocsf_ray.index.reference import FamilyIndex, TimeShards, build_shards
+from ocsf_ray.index.reference import FamilyIndex, TimeShards, build_shards, feature_vectors
 from ocsf_ray.index.scorer import EmbedBatches
 from ocsf_ray.index.search import mean_distance
 from ocsf_ray.train.bundle import MANIFEST, read_manifest
@@ -79,10 +79,15 @@ def index_family(bundle: str, features: FamilyFeatures, options: IndexOptions) -
     order = np.argsort(reference.get_column("time").to_numpy(), kind="stable")
     reference, embeddings = reference[order], embeddings[order]
     time_shards = TimeShards.plan(reference.get_column("time").to_numpy(), options.exclusion_minutes)
+    vectors = feature_vectors(reference, features.spec)
     shards, info = build_shards(embeddings, time_shards, options)
-    built = FamilyIndex(features.family, shards, time_shards, reference, None, info, options)
-    distances, _ = built.search(embeddings, reference.get_column("metadata_uid"), reference.get_column("time").to_numpy())
-    built.calibration = Calibration.fit(mean_distance(distances))
+    feature_shards, _ = build_shards(vectors, time_shards, options)
+    built = FamilyIndex(features.family, shards, feature_shards, time_shards, reference, None, info, options)
+    uids, times = reference.get_column("metadata_uid"), reference.get_column("time").to_numpy()
+    built.calibration = ScoreCalibration.fit(
+        mean_distance(built.search(embeddings, uids, times)[0]),
+        mean_distance(built.search(vectors, uids, times, on_features=True)[0]),
+    )
     return built
 
 
@@ -100,10 +105,10 @@ def index_bundle(bundle: str, features_root: str, options: IndexOptions = IndexO
             on_family(family, i, len(manifest["families"]))
         built = index_family(bundle, found[family], options)
         built.save(bundle)
-        quantiles = np.asarray(built.calibration.quantiles)
+        quantiles = np.asarray(built.calibration.embedding.quantiles)
         summary[family] = built.info.to_dict() | {
             "reference_rows": built.reference.height, "time_shards": len(built.shards),
-            "score_median": float(quantiles[500]), "score_p99": float(quantiles[990]),
+            "distance_median": float(quantiles[500]), "distance_p99": float(quantiles[990]),
         }
     if on_family:
         on_family("", len(manifest["families"]), len(manifest["families"]))

@@ -54,3 +54,30 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
         return cls(tuple(data["quantiles"]), data["tail_quantile"], data["tail_scale"], data["reference_scores"])
+
+
+@dataclass(frozen=True)
+class ScoreCalibration:
+    """The two k-NN distances of a family (over embeddings, over the scaled features
+    themselves) each calibrated on the reference, their surprises summed, and the sum
+    calibrated again so that the final score reads as one tail probability."""
+
+    embedding: Calibration
+    features: Calibration
+    combined: Calibration
+
+    def combine(self, embedding_distance: np.ndarray, feature_distance: np.ndarray) -> np.ndarray:
+        return self.embedding.surprise(embedding_distance) + self.features.surprise(feature_distance)
+
+    @classmethod
+    def fit(cls, embedding_distance: np.ndarray, feature_distance: np.ndarray) -> "ScoreCalibration":
+        embedding, features = Calibration.fit(embedding_distance), Calibration.fit(feature_distance)
+        combined = embedding.surprise(embedding_distance) + features.surprise(feature_distance)
+        return cls(embedding, features, Calibration.fit(combined))
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name).to_dict() for name in ("embedding", "features", "combined")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ScoreCalibration":
+        return cls(*(Calibration.from_dict(data[name]) for name in ("embedding", "features", "combined")))

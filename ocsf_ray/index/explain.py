@@ -23,7 +23,6 @@ from ocsf_ray.features.normalise import normalised
 from ocsf_ray.features.spec import FIRST_CODE, MISSING_CODE, UNSEEN_CODE, FeatureSpec
 from ocsf_ray.features.transform import entity_keys, series_keys
 from ocsf_ray.index.scorer import FamilyScorer
-from ocsf_ray.index.search import mean_distance
 
 WINDOW_TEXT = {
     "events_1m": "events of this {entity} in the same minute",
@@ -141,8 +140,7 @@ def explain(scorer: FamilyScorer, features: pl.DataFrame, raw: pl.DataFrame | No
     re-embedding per feature group). `raw`: canonical events (`raw_values`) by metadata_uid."""
     spec = scorer.model.spec
     found = scorer.neighbours(features)
-    distance = mean_distance(found.distances)
-    calibration = scorer.index.calibration
+    scored = scorer.score(features, found=found)
     groups = feature_groups(spec)
     raw_by_uid = {r["metadata_uid"]: r for r in raw.iter_rows(named=True)} if raw is not None else {}
     explanations = []
@@ -165,9 +163,9 @@ def explain(scorer: FamilyScorer, features: pl.DataFrame, raw: pl.DataFrame | No
                               "neighbours": typical, "contribution": float(closer[g]), "text": text})
         explanations.append({
             "metadata_uid": event["metadata_uid"], "family": scorer.family, "service": event["service"],
-            "time": event["time"], "knn_distance": float(distance[i]),
-            "anomaly_score": float(calibration.surprise(distance[i:i + 1])[0]),
-            "percentile": float(calibration.percentile(distance[i:i + 1])[0]),
+            "time": event["time"], "knn_distance": float(scored["knn_distance"][i]),
+            "feature_distance": float(scored["feature_distance"][i]),
+            "anomaly_score": float(scored["anomaly_score"][i]), "percentile": float(scored["percentile"][i]),
             "neighbours": [{"metadata_uid": u, "distance": float(d)} for u, d in
                            zip(neighbours.get_column("metadata_uid").to_list(), found.distances[i][: len(ids)])],
             "features": described,

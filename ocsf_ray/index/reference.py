@@ -1,7 +1,8 @@
 """A family's scoring state in the bundle: reference rows, FAISS indexes, calibration.
 
-    <bundle>/<family>/index.npz          FAISS indexes of the reference embeddings, one per
-                                         time shard (serialised CPU form), and shard bounds
+    <bundle>/<family>/index.npz          FAISS indexes of the reference embeddings and of
+                                         their scaled feature vectors, one per time shard
+                                         (serialised CPU form)
     <bundle>/<family>/reference.parquet  the reference rows' identity and feature values,
                                          sorted by time, in index order (for explanations)
     <bundle>/<family>/calibration.json   score calibration, time shards, index description
@@ -20,12 +21,29 @@ import faiss
 import numpy as np
 import polars as pl
 
-from ocsf_ray.index.calibration import Calibration
+from ocsf_ray.features.spec import FeatureSpec
+from ocsf_ray.features.transform import feature_columns
+from ocsf_ray.index.calibration import ScoreCalibration
 from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.search import IndexInfo, build_index, on_best_device, search_excluding
 
 INDEX, REFERENCE, CALIBRATION = "index.npz", "reference.parquet", "calibration.json"
 MIN_SHARDS = 4  # below this, excluding 3 shards around a query would leave too little
+ONEHOT_CAP = 64  # one-hot slots per categorical in feature vectors; rarer codes share the last
+
+
+def feature_vectors(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """The model's inputs as one float32 vector per row, with no model: scaled numerics
+    as they are, categorical codes one-hot (at most ONEHOT_CAP slots each)."""
+    categorical, floats = feature_columns(spec)
+    parts = [features.select(floats).to_numpy().astype(np.float32).reshape(features.height, -1)]
+    for column, feature in zip(categorical, spec.categorical):
+        width = min(feature.cardinality, ONEHOT_CAP)
+        codes = np.minimum(features.get_column(column).fill_null(0).to_numpy(), width - 1)
+        hot = np.zeros((features.height, width), np.float32)
+        hot[np.arange(features.height), codes] = 1.0
+        parts.append(hot)
+    return np.ascontiguousarray(np.hstack(parts))
 
 
 def uid_keys(uids: pl.Series) -> np.ndarray:
@@ -74,27 +92,35 @@ def build_shards(embeddings: np.ndarray, shards: TimeShards, options: IndexOptio
 
 @dataclass
 class FamilyIndex:
+    """Two k-NN views of the same reference rows: their embeddings (what the model learned
+    is alike) and their feature vectors (what is literally alike)."""
+
     family: str
     shards: list[faiss.Index]
+    feature_shards: list[faiss.Index]
     time_shards: TimeShards
     reference: pl.DataFrame
-    calibration: Calibration | None
+    calibration: ScoreCalibration | None
     info: IndexInfo
     options: IndexOptions
 
     def __post_init__(self) -> None:
         self.reference_keys = uid_keys(self.reference.get_column("metadata_uid"))
 
-    def search(self, embeddings: np.ndarray, uids: pl.Series, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(distances, reference rows) of each query's k nearest admissible neighbours."""
+    def search(self, vectors: np.ndarray, uids: pl.Series, times: np.ndarray,
+               on_features: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, reference rows) of each query's k nearest admissible neighbours,
+        among the embeddings or (on_features) among the feature vectors."""
         return search_excluding(
-            self.shards, np.asarray(self.time_shards.bounds), embeddings, self.time_shards.of(times),
-            uid_keys(uids), self.reference_keys, self.options.k, self.time_shards.radius,
+            self.feature_shards if on_features else self.shards, np.asarray(self.time_shards.bounds), vectors,
+            self.time_shards.of(times), uid_keys(uids), self.reference_keys, self.options.k, self.time_shards.radius,
         )
 
     def save(self, bundle: str) -> None:
         directory = os.path.join(bundle, self.family)
-        np.savez(os.path.join(directory, INDEX), *[faiss.serialize_index(s) for s in self.shards])
+        stored = {f"embedding_{j}": faiss.serialize_index(s) for j, s in enumerate(self.shards)}
+        stored |= {f"features_{j}": faiss.serialize_index(s) for j, s in enumerate(self.feature_shards)}
+        np.savez(os.path.join(directory, INDEX), **stored)
         self.reference.write_parquet(os.path.join(directory, REFERENCE))
         with open(os.path.join(directory, CALIBRATION), "w") as handle:
             json.dump({"calibration": self.calibration.to_dict(), "time_shards": self.time_shards.__dict__,
@@ -109,11 +135,15 @@ class FamilyIndex:
             raise FileNotFoundError(f"bundle {bundle} has no index for {family}: train it with `ocsf-ray train` or `run`")
         with open(path) as handle:
             saved = json.load(handle)
+        time_shards = TimeShards(saved["time_shards"]["start_ms"], saved["time_shards"]["width_ms"],
+                                 tuple(saved["time_shards"]["bounds"]))
+        count = len(time_shards.bounds) - 1
         with np.load(os.path.join(directory, INDEX)) as stored:
-            shards = [on_best_device(faiss.deserialize_index(stored[f"arr_{j}"])) for j in range(len(stored.files))]
-        time_shards = saved["time_shards"]
+            shards, feature_shards = (
+                [on_best_device(faiss.deserialize_index(stored[f"{kind}_{j}"])) for j in range(count)]
+                for kind in ("embedding", "features")
+            )
         return cls(
-            family, shards, TimeShards(time_shards["start_ms"], time_shards["width_ms"], tuple(time_shards["bounds"])),
-            pl.read_parquet(os.path.join(directory, REFERENCE)), Calibration.from_dict(saved["calibration"]),
-            IndexInfo(**saved["index"]), IndexOptions(**saved["options"]),
+            family, shards, feature_shards, time_shards, pl.read_parquet(os.path.join(directory, REFERENCE)),
+            ScoreCalibration.from_dict(saved["calibration"]), IndexInfo(**saved["index"]), IndexOptions(**saved["options"]),
         )

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ocsf_ray.index.reference import FamilyIndex
+from ocsf_ray.index.reference import FamilyIndex, feature_vectors
 from ocsf_ray.index.search import mean_distance
 from ocsf_ray.train.bundle import FamilyModel, load_family
 
 DEFAULT_PERCENTILE = 99.0
 SCORE_SCHEMA = {
     "metadata_uid": pl.String, "time": pl.Int64, "service": pl.String, "source_kind": pl.String,
-    "family": pl.String, "knn_distance": pl.Float32, "anomaly_score": pl.Float64,
+    "family": pl.String, "knn_distance": pl.Float32, "feature_distance": pl.Float32, "anomaly_score": pl.Float64,
     "percentile": pl.Float64, "is_anomaly": pl.Boolean,
 }
 
@@ -55,15 +55,25 @@ class FamilyScorer:
     def score(self, features: pl.DataFrame, percentile: float = DEFAULT_PERCENTILE,
               found: Neighbours | None = None) -> pl.DataFrame:
         """Feature rows → one score row each (SCORE_SCHEMA), in input order (`found`: the
-        rows' neighbours when the caller already has them)."""
+        rows' embedding neighbours when the caller already has them).
+
+        The score combines two k-NN distances, each calibrated on the reference: among
+        embeddings (`knn_distance`) and among the feature vectors (`feature_distance`);
+        docs/SCORING.md shows what each catches that the other misses.
+        """
         found = found or self.neighbours(features)
         distance = mean_distance(found.distances)
+        vectors = feature_vectors(features, self.model.spec)
+        feature_distance = mean_distance(self.index.search(
+            vectors, features.get_column("metadata_uid"), features.get_column("time").to_numpy(), on_features=True)[0])
         calibration = self.index.calibration
-        percentiles = calibration.percentile(distance)
+        combined = calibration.combine(distance, feature_distance)
+        percentiles = calibration.combined.percentile(combined)
         return features.select("metadata_uid", "time", "service", "source_kind").with_columns(
             pl.lit(self.family).alias("family"),
             pl.Series("knn_distance", distance, dtype=pl.Float32),
-            pl.Series("anomaly_score", calibration.surprise(distance), dtype=pl.Float64),
+            pl.Series("feature_distance", feature_distance, dtype=pl.Float32),
+            pl.Series("anomaly_score", calibration.combined.surprise(combined), dtype=pl.Float64),
             pl.Series("percentile", percentiles, dtype=pl.Float64),
             pl.Series("is_anomaly", percentiles >= percentile, dtype=pl.Boolean),
         )
