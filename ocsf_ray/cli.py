@@ -218,6 +218,9 @@ def train(
     resume: bool = typer.Option(False, help="Continue the runs in OUT/_runs from their latest checkpoints"),
     k: int = typer.Option(20, help="Neighbours whose mean distance is the anomaly score"),
     reference_max: int = typer.Option(200_000, help="Reference events indexed per family (a uniform sample)"),
+    exact_max: int = typer.Option(100_000, help="Exact FAISS search up to this many reference events per time shard, IVF beyond"),
+    nprobe: int = typer.Option(16, help="IVF cells visited per query"),
+    exclusion_minutes: float = typer.Option(60.0, help="Neighbours must lie this far in time from an event of the reference period (0 = off)"),
     num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
 ) -> None:
     """Pretrain one TabularResNet per event family (SCARF + NT-Xent on Ray Train), index
@@ -232,15 +235,17 @@ def train(
         fail(f"unknown family {', '.join(unknown)}; found {', '.join(found)}")
     if workers < 1 or epochs < 1 or batch_size < 2 or not 0 < corruption_rate < 1 or temperature <= 0:
         fail("need --workers >= 1, --epochs >= 1, --batch-size >= 2, 0 < --corruption-rate < 1, --temperature > 0")
-    if k < 1 or reference_max <= k:
-        fail("need --k >= 1 and --reference-max > --k")
+    if k < 1 or reference_max <= k or exact_max < 1 or nprobe < 1 or exclusion_minutes < 0:
+        fail("need --k >= 1, --reference-max > --k, --exact-max >= 1, --nprobe >= 1, --exclusion-minutes >= 0")
     options = TrainOptions(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, temperature=temperature,
         corruption_rate=corruption_rate, d_model=d_model, n_blocks=n_blocks, embedding_dim=embedding_dim,
         masked_feature_weight=masked_feature_weight, max_batches_per_epoch=max_batches_per_epoch,
     )
     start_ray(num_cpus or max(4, workers + 2))
-    _train_step(features, out, options, workers, gpu, resume, family, IndexOptions(k=k, reference_max=reference_max))
+    index_options = IndexOptions(k=k, reference_max=reference_max, exact_max=exact_max, nprobe=nprobe,
+                                 exclusion_minutes=exclusion_minutes)
+    _train_step(features, out, options, workers, gpu, resume, family, index_options)
 
 
 def _train_step(features: str, out: str, options, workers: int, gpu: Optional[bool], resume: bool,

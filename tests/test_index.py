@@ -28,7 +28,7 @@ def family_index(vectors: np.ndarray, times: np.ndarray, options: IndexOptions) 
     reference = pl.DataFrame({"metadata_uid": [f"r{i}" for i in range(len(times))], "time": times})
     shards = TimeShards.plan(times, options.exclusion_minutes)
     indexes, info = build_shards(vectors, shards, options)
-    return FamilyIndex("f", indexes, indexes, shards, reference, None, info, options)
+    return FamilyIndex("f", indexes, indexes, shards, reference, None, info, options, vectors, vectors)
 
 
 def test_an_event_of_the_reference_is_not_its_own_neighbour():
@@ -106,3 +106,16 @@ def test_calibration_orders_scores_and_keeps_the_tail_strict():
     surprise = calibration.surprise(grid)
     assert (np.diff(surprise) >= -1e-12).all()  # monotone across the body/tail seam
     assert Calibration.from_dict(calibration.to_dict()) == calibration
+
+
+def test_distances_do_not_depend_on_how_queries_are_batched():
+    """FAISS' float32 |q|^2 + |r|^2 - 2 q.r differs with batch size for close pairs;
+    exact recomputation makes one query's score the same alone or in a batch of 500."""
+    vectors = clustered(3000, seed=6) * 30  # large norms, small distances: worst case
+    built = family_index(vectors, np.zeros(3000, np.int64), IndexOptions(k=20, exclusion_minutes=0))
+    queries = clustered(500, seed=7) * 30
+    uids = pl.Series([f"q{i}" for i in range(500)])
+    times = np.zeros(500, np.int64)
+    together = built.search(queries, uids, times)[0]
+    alone = np.concatenate([built.search(queries[i:i + 1], uids[i:i + 1], times[i:i + 1])[0] for i in range(500)])
+    assert np.array_equal(mean_distance(together), mean_distance(alone))

@@ -59,7 +59,7 @@ def write_unscored(files: list[str], family: str, out: str) -> None:
     import ray.data
 
     columns = ["metadata_uid", "time", "service", "source_kind"]
-    rows = ray.data.read_parquet(files, columns=columns).map_batches(
+    rows = ray.data.read_parquet(files).select_columns(columns).map_batches(
         unscored_rows, fn_kwargs={"family": family}, batch_format="pyarrow")
     _write_scores(rows, family, out)
 

@@ -82,7 +82,8 @@ def index_family(bundle: str, features: FamilyFeatures, options: IndexOptions) -
     vectors = feature_vectors(reference, features.spec)
     shards, info = build_shards(embeddings, time_shards, options)
     feature_shards, _ = build_shards(vectors, time_shards, options)
-    built = FamilyIndex(features.family, shards, feature_shards, time_shards, reference, None, info, options)
+    built = FamilyIndex(features.family, shards, feature_shards, time_shards, reference, None, info, options,
+                        embeddings, vectors)
     uids, times = reference.get_column("metadata_uid"), reference.get_column("time").to_numpy()
     built.calibration = ScoreCalibration.fit(
         mean_distance(built.search(embeddings, uids, times)[0]),

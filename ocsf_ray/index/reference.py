@@ -104,21 +104,26 @@ class FamilyIndex:
     info: IndexInfo
     options: IndexOptions
 
+    embeddings: np.ndarray  # [reference rows, dim], row-aligned with `reference`
+    vectors: np.ndarray  # the reference rows' feature vectors, likewise
+
     def __post_init__(self) -> None:
         self.reference_keys = uid_keys(self.reference.get_column("metadata_uid"))
 
     def search(self, vectors: np.ndarray, uids: pl.Series, times: np.ndarray,
                on_features: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(distances, reference rows) of each query's k nearest admissible neighbours,
-        among the embeddings or (on_features) among the feature vectors."""
+        """(exact distances, reference rows) of each query's k nearest admissible
+        neighbours, among the embeddings or (on_features) among the feature vectors."""
         return search_excluding(
             self.feature_shards if on_features else self.shards, np.asarray(self.time_shards.bounds), vectors,
             self.time_shards.of(times), uid_keys(uids), self.reference_keys, self.options.k, self.time_shards.radius,
+            self.vectors if on_features else self.embeddings,
         )
 
     def save(self, bundle: str) -> None:
         directory = os.path.join(bundle, self.family)
-        stored = {f"embedding_{j}": faiss.serialize_index(s) for j, s in enumerate(self.shards)}
+        stored = {"embeddings": self.embeddings}
+        stored |= {f"embedding_{j}": faiss.serialize_index(s) for j, s in enumerate(self.shards)}
         stored |= {f"features_{j}": faiss.serialize_index(s) for j, s in enumerate(self.feature_shards)}
         np.savez(os.path.join(directory, INDEX), **stored)
         self.reference.write_parquet(os.path.join(directory, REFERENCE))
@@ -127,8 +132,9 @@ class FamilyIndex:
                        "index": self.info.to_dict(), "options": self.options.to_dict()}, handle, indent=1)
 
     @classmethod
-    def load(cls, bundle: str, family: str) -> "FamilyIndex":
-        """Read a family's indexes, moved to every GPU present."""
+    def load(cls, bundle: str, family: str, spec: FeatureSpec) -> "FamilyIndex":
+        """Read a family's indexes, moved to every GPU present (feature vectors are
+        rebuilt from the reference rows with the family's spec rather than stored)."""
         directory = os.path.join(bundle, family)
         path = os.path.join(directory, CALIBRATION)
         if not os.path.exists(path):
@@ -143,7 +149,9 @@ class FamilyIndex:
                 [on_best_device(faiss.deserialize_index(stored[f"{kind}_{j}"])) for j in range(count)]
                 for kind in ("embedding", "features")
             )
+            embeddings = stored["embeddings"]
+        reference = pl.read_parquet(os.path.join(directory, REFERENCE))
         return cls(
-            family, shards, feature_shards, time_shards, pl.read_parquet(os.path.join(directory, REFERENCE)),
-            ScoreCalibration.from_dict(saved["calibration"]), IndexInfo(**saved["index"]), IndexOptions(**saved["options"]),
+            family, shards, feature_shards, time_shards, reference, ScoreCalibration.from_dict(saved["calibration"]),
+            IndexInfo(**saved["index"]), IndexOptions(**saved["options"]), embeddings, feature_vectors(reference, spec),
         )

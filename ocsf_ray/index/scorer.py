@@ -38,7 +38,8 @@ class FamilyScorer:
 
     @classmethod
     def load(cls, bundle: str, family: str) -> "FamilyScorer":
-        return cls(load_family(bundle, family), FamilyIndex.load(bundle, family))
+        model = load_family(bundle, family)
+        return cls(model, FamilyIndex.load(bundle, family, model.spec))
 
     @property
     def family(self) -> str:

@@ -75,9 +75,22 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray,
     return np.sqrt(np.clip(squared, 0, None)), ids
 
 
+def exact_distances(queries: np.ndarray, reference: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Euclidean distances of each query to its found reference rows, recomputed in
+    float64 from the vectors. FAISS computes |q|^2 + |r|^2 - 2 q.r in float32, whose
+    cancellation error for close pairs depends on how queries were batched; recomputing
+    makes a score the same whichever batch (or server) it came from."""
+    out = np.full(ids.shape, np.nan)
+    for j in range(ids.shape[1]):
+        found = ids[:, j] >= 0
+        diff = queries[found].astype(np.float64) - reference[ids[found, j]].astype(np.float64)
+        out[found, j] = np.sqrt((diff * diff).sum(axis=1))
+    return out
+
+
 def search_excluding(shards: list[faiss.Index], bounds: np.ndarray, queries: np.ndarray, query_shard: np.ndarray,
                      query_keys: np.ndarray, reference_keys: np.ndarray, k: int,
-                     radius: int) -> tuple[np.ndarray, np.ndarray]:
+                     radius: int, reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest reference rows of each query that are neither the query itself nor
     in a time shard within `radius` shards of the query's.
 
@@ -86,25 +99,32 @@ def search_excluding(shards: list[faiss.Index], bounds: np.ndarray, queries: np.
     merged into a running top-k, so memory stays O(queries x k) however many shards.
     A neighbour whose key (hashed metadata_uid) equals the query's is the event itself;
     matching by key, not by a zero distance, keeps exact duplicates as neighbours.
-    Missing neighbours (too small a reference) come back as NaN / -1.
+    Missing neighbours (too small a reference) come back as NaN / -1. With `reference`
+    (the indexed vectors, row-aligned), 2k candidates are re-ranked on exact distances,
+    so that float32 near-ties cannot change which k neighbours count.
     """
     n = len(queries)
-    best_d, best_i = np.full((n, k), np.inf, np.float32), np.full((n, k), -1, np.int64)
+    fetch = k if reference is None else 2 * k  # candidates to re-rank exactly: float32 near-ties
+    best_d, best_i = np.full((n, fetch), np.inf, np.float32), np.full((n, fetch), -1, np.int64)
     for j, shard in enumerate(shards):
         rows = np.flatnonzero(np.abs(query_shard - j) > radius)
         if shard.ntotal == 0 or rows.size == 0:
             continue
-        distances, ids = search(shard, queries[rows], min(k + 1, shard.ntotal))
+        distances, ids = search(shard, queries[rows], min(fetch + 1, shard.ntotal))
         ids = np.where(ids >= 0, ids + bounds[j], -1)
         self_match = reference_keys[np.clip(ids, 0, None)] == query_keys[rows, None]
         distances = np.where((ids < 0) | self_match, np.inf, distances)
         merged_d = np.concatenate([best_d[rows], distances], axis=1)
         merged_i = np.concatenate([best_i[rows], ids], axis=1)
-        order = np.argsort(merged_d, axis=1, kind="stable")[:, :k]
+        order = np.argsort(merged_d, axis=1, kind="stable")[:, :fetch]
         best_d[rows] = np.take_along_axis(merged_d, order, axis=1)
         best_i[rows] = np.take_along_axis(merged_i, order, axis=1)
-    missing = ~np.isfinite(best_d)
-    return np.where(missing, np.nan, best_d), np.where(missing, -1, best_i)
+    best_i = np.where(np.isfinite(best_d), best_i, -1)
+    if reference is None:
+        return np.where(best_i >= 0, best_d, np.nan), best_i
+    exact = exact_distances(queries, reference, best_i)
+    order = np.argsort(np.where(best_i >= 0, exact, np.inf), axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(exact, order, axis=1), np.take_along_axis(best_i, order, axis=1)
 
 
 def mean_distance(distances: np.ndarray) -> np.ndarray:
