@@ -120,7 +120,7 @@ def describe(spec: FeatureSpec, group: FeatureGroup, event: dict, neighbours: pl
             typical = ", ".join(sorted(set(days.to_list())))
         return value, typical, f"{group.label}: {value} vs neighbours' {typical}"
     column = group.columns[0]
-    decode = (lambda v: v) if "error_share" in column or column.endswith("_dev") else math.expm1
+    decode = (lambda v: v) if "error_share" in column or "_dev" in column else math.expm1
     value, median = decode(event[column]), decode(float(neighbours.get_column(column).median()))
     return _fmt(value), f"median {_fmt(median)}", f"{group.label}: {_fmt(value)} vs neighbours' median {_fmt(median)}"
 
