@@ -472,16 +472,92 @@ def evaluate(
     _evaluate_step(out, labels)
 
 
-def _found_labels(inputs: list[str]) -> Optional[str]:
+def _found_labels(inputs: list[str], name: str = "labels.parquet") -> Optional[str]:
     """Ground truth a synth archive carries beside its events (`<archive>/ground_truth/`)."""
     import os
 
     for path in inputs:
         for root in (path, os.path.dirname(path.rstrip("/"))):
-            candidate = os.path.join(root, "ground_truth", "labels.parquet")
+            candidate = os.path.join(root, "ground_truth", name)
             if os.path.exists(candidate):
                 return candidate
     return None
+
+
+def _rca_tables(result, show: int = 10) -> None:
+    table = Table(title=f"root causes: {len(result.windows)} incident windows")
+    for column in ("window", "start (UTC)", "minutes", "top candidates"):
+        table.add_column(column)
+    for window in result.windows[:show]:
+        top = result.results[window.id]["method"][:3]
+        table.add_row(window.id, time.strftime("%Y-%m-%d %H:%M", time.gmtime(window.start / 1000)),
+                      f"{(window.end - window.start) / 60000:.0f}",
+                      "; ".join(f"{c['service']} {c['signal']}" for c in top))
+    console.print(table)
+    if result.evaluation:
+        found = result.evaluation
+        scores = Table(title=f"RCA against ground truth: {found['method']['incidents']} incidents")
+        for column in ("ranking", "incident type", "AC@1", "AC@3", "Avg@5"):
+            scores.add_column(column, justify="left" if column in ("ranking", "incident type") else "right")
+        rows = [("causal graph (PageRank)", "all", found["method"])]
+        rows += [(name, "all", s) for name, s in found["baselines"].items()]
+        rows += [(name if name != "method" else "causal graph (PageRank)", kind, s)
+                 for kind, by in found["by_type"].items() for name, s in by.items()]
+        for name, kind, s in rows:
+            scores.add_row(name, kind, f"{s['ac@1']:.2f}", f"{s['ac@3']:.2f}", f"{s['avg@5']:.2f}")
+        console.print(scores)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def _rca_step(archive, out: str, scores: Optional[str], dependencies: Optional[str], incidents: Optional[str], options):
+    import json
+
+    from ocsf_ray.index.triage import parquet_files
+    from ocsf_ray.rca import run_rca
+
+    score_files = parquet_files(scores)[0] if scores else []
+    truth = json.loads(Path(incidents).read_text()) if incidents else None
+    with progress_bar() as progress:
+        task = progress.add_task("rca: signals", total=None)
+        result = run_rca(archive, out, score_files, dependencies, truth, options,
+                         on_progress=lambda done, total: progress.update(task, completed=done, total=total,
+                                                                         description="rca: windows"))
+    _rca_tables(result)
+    console.print(f"rca: {out}/rca/windows/", highlight=False)
+    return result
+
+
+@app.command()
+def rca(
+    inputs: list[str] = typer.Argument(..., help="OCSF files, directories or globs (logs, traces, metrics, config changes)"),
+    out: str = typer.Option(..., "--out", "-o", help="Output directory (writes <out>/rca/)"),
+    scores: Optional[str] = typer.Option(None, help="Scores directory of `ocsf-ray score` or `run` (<out>/scores): adds anomaly-share signals"),
+    dependencies: Optional[str] = typer.Option(None, help="YAML mapping caller: [callees], when the archive has no spans"),
+    incidents: Optional[str] = typer.Option(None, help="Ground truth incidents.json to evaluate against (found beside a synth archive)"),
+    bucket_seconds: int = typer.Option(60, min=1, help="Width of a signal's time bucket"),
+    threshold: float = typer.Option(4.0, min=0.0, help="Deviation (standard-normal units) from which a signal is anomalous"),
+    max_lag_minutes: int = typer.Option(15, min=1, help="Longest delay from a cause's onset to its effect's"),
+    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default 4)"),
+) -> None:
+    """Rank root causes of incident windows: per-source signals → causal graph → PageRank."""
+    import os
+
+    from ocsf_ray.rca import RcaOptions
+    from ocsf_ray.runtime import start_ray
+
+    _resolved(inputs)
+    for path, what in ((scores, "scores directory"), (dependencies, "dependencies file"), (incidents, "incidents file")):
+        if path and not os.path.exists(path):
+            fail(f"{what} not found: {path}")
+    start_ray(num_cpus or 4)
+    with progress_bar() as progress:
+        archive = _ingest(inputs, out, progress)
+    options = RcaOptions(bucket_s=bucket_seconds, threshold=threshold, max_lag_minutes=max_lag_minutes)
+    try:
+        _rca_step(archive, out, scores, dependencies, incidents or _found_labels(inputs, "incidents.json"), options)
+    except ValueError as err:
+        fail(str(err))
 
 
 @app.command()
@@ -506,6 +582,7 @@ def run(
     from ocsf_ray.features import FeatureOptions
     from ocsf_ray.index import IndexOptions, score_featurized
     from ocsf_ray.io.sources import join_uri
+    from ocsf_ray.rca import source_kinds
     from ocsf_ray.runtime import start_ray
     from ocsf_ray.train import TrainOptions
 
@@ -536,6 +613,10 @@ def run(
     explanations = _explain_step(bundle, out, explain_top)
     _score_tables(out, explanations)
     evaluation = _evaluate_step(out, labels) if labels else None
+    if len(source_kinds(archive)) > 1:
+        from ocsf_ray.rca import RcaOptions
+
+        _rca_step(archive, out, join_uri(out, "scores"), None, _found_labels(inputs, "incidents.json"), RcaOptions())
     with console.status("writing the report"):
         path = _report_step(out, bundle, manifest, archive, threshold, explanations, evaluation, time.perf_counter() - started)
     console.print(f"report: {path}", highlight=False)

@@ -19,7 +19,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ocsf_ray.index.calibration import Calibration
-from ocsf_ray.io.sources import filesystem_for, join_uri
+from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes
 from ocsf_ray.train.data import discover_features
 
 FEATURE_BASELINES = ("isolation_forest", "ecod", "knn_raw")
@@ -204,7 +204,4 @@ def baseline_scores(events: pl.DataFrame, families: dict, fit_cap: int, neighbou
 
 def write_evaluation(result: dict, path: str) -> None:
     """The result as indented JSON (local path or URI), parent directories created."""
-    fs, inner, _ = filesystem_for(path)
-    fs.create_dir(posixpath.dirname(inner), recursive=True)
-    with fs.open_output_stream(inner) as stream:
-        stream.write(json.dumps(result, indent=2).encode())
+    write_bytes(json.dumps(result, indent=2).encode(), path)

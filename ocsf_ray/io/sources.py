@@ -122,6 +122,14 @@ def write_parquet(frame, uri: str) -> None:
         pq.write_table(frame.to_arrow(), stream, compression="zstd")
 
 
+def write_bytes(data: bytes, uri: str) -> None:
+    """Write a small file (JSON, GraphML, PNG) to a local path or URI, parents created."""
+    fs, inner, _ = filesystem_for(uri)
+    fs.create_dir(posixpath.dirname(inner), recursive=True)
+    with fs.open_output_stream(inner) as stream:
+        stream.write(data)
+
+
 def join_uri(root: str, *parts: str) -> str:
     return posixpath.join(root.rstrip("/"), *parts) if "://" in root else posixpath.join(
         posixpath.abspath(root), *parts

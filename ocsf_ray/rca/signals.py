@@ -1,0 +1,232 @@
+"""Per-source anomaly signals per (service, time bucket), aggregated with Ray Data.
+
+The heavy part, reading every event, is a Ray Data groupby on (service, family,
+bucket) or, for metrics, a per-series map over the archive; what reaches the driver is
+one row per service, family and bucket, whatever the archive's size. Signals, each a
+`z` per bucket (see `deviation`):
+
+- events of every non-metric family (logs, spans, logins): error share, mean
+  log-latency (`duration`, or the HTTP latency), and volume;
+- anomaly scores of `ocsf-ray score`, when given: the share of flagged events;
+- metrics: each series (service, host, metric name and `label_*` columns) against its
+  trailing median/IQR, cumulative counters first turned into per-second rates with
+  resets (a drop) counted as a restart from zero, so a restart is not an anomaly.
+
+Config changes are not signals: they are kept as candidate cause events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ocsf_ray.features.transform import is_error
+from ocsf_ray.io.ingest import CanonicalArchive
+from ocsf_ray.rca.deviation import level_deviation, robust_scale, share_deviation
+from ocsf_ray.rca.options import RcaOptions
+
+SIGNAL_SCHEMA = {"service": pl.String, "signal": pl.String, "source": pl.String, "bucket": pl.Int64,
+                 "value": pl.Float64, "z": pl.Float64}
+CHANGE_SCHEMA = {"metadata_uid": pl.String, "time": pl.Int64, "service": pl.String, "change": pl.String,
+                 "message": pl.String}
+LATENCY_FIELDS = ("duration", "http_response_latency")
+COUNTER_TYPES = ("counter", "sum", "cumulative")
+COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
+SERIES_LABEL_PREFIX = "label_"
+# A metric moving less than this share of its median is not an incident however quiet
+# its baseline: smooth gauges (and diurnal ramps) would otherwise be anomalous all day.
+METRIC_MIN_CHANGE = 0.1
+EVENT_KEYS = ["service", "family", "source", "bucket"]
+
+
+def collect(dataset) -> pl.DataFrame:
+    import ray
+
+    tables = [t for t in ray.get(dataset.to_arrow_refs()) if t.num_rows]
+    return pl.from_arrow(pa.concat_tables(tables, promote_options="permissive")) if tables else pl.DataFrame()
+
+
+def _bucket(options: RcaOptions) -> pl.Expr:
+    return (pl.col("time") // options.bucket_ms * options.bucket_ms).alias("bucket")
+
+
+def families_of(archive: CanonicalArchive, kinds: tuple[str, ...]) -> list[str]:
+    """Families whose events are of these source kinds (from `source_kind`, never names)."""
+    return [f for f in archive.families
+            if set(archive.sample(f, 1).get_column("source_kind").to_list()) & set(kinds)]
+
+
+def _event_rows(options: RcaOptions):
+    def prepare(batch: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(batch)
+        latency = [pl.col(c) for c in LATENCY_FIELDS if c in frame.columns]
+        return frame.select(
+            "service", "family", pl.col("source_kind").alias("source"), _bucket(options),
+            is_error(frame.schema).cast(pl.Int64).alias("error"),
+            (pl.coalesce(latency).cast(pl.Float64).clip(0).log1p() if latency else pl.lit(None, pl.Float64)).alias("latency"),
+        ).to_arrow()
+    return prepare
+
+
+def event_aggregates(archive: CanonicalArchive, families: list[str], options: RcaOptions) -> pl.DataFrame:
+    """Events, errors and latency sums per (service, family, source, bucket)."""
+    from ray.data.aggregate import Count, Sum
+
+    if not families:
+        return pl.DataFrame()
+    datasets = [archive.dataset(f).map_batches(_event_rows(options), batch_format="pyarrow") for f in families]
+    union = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+    return collect(union.groupby(EVENT_KEYS).aggregate(
+        Count(alias_name="events"), Sum("error", alias_name="errors"),
+        Sum("latency", alias_name="latency_sum"), Count("latency", ignore_nulls=True, alias_name="latency_n")))
+
+
+def score_aggregates(score_files: list[str], options: RcaOptions) -> pl.DataFrame:
+    """Scored events, flagged events and score sums per (service, family, source, bucket)."""
+    import ray.data
+    from ray.data.aggregate import Count, Sum
+
+    def prepare(batch: pa.Table) -> pa.Table:
+        return pl.from_arrow(batch).drop_nulls("anomaly_score").select(
+            "service", "family", pl.col("source_kind").alias("source"), _bucket(options),
+            pl.col("is_anomaly").cast(pl.Int64)).to_arrow()
+
+    scores = ray.data.read_parquet(score_files).map_batches(prepare, batch_format="pyarrow")
+    return collect(scores.groupby(EVENT_KEYS).aggregate(
+        Count(alias_name="scored"), Sum("is_anomaly", alias_name="anomalies")))
+
+
+def _grid(group: pl.DataFrame, start: int, end: int, options: RcaOptions) -> pl.DataFrame:
+    """The group's rows on every bucket from start to end, zeros where it had no event."""
+    buckets = pl.DataFrame({"bucket": np.arange(start, end + 1, options.bucket_ms, dtype=np.int64)})
+    return buckets.join(group, on="bucket", how="left").fill_null(0)
+
+
+def _signal(service: str, name: str, source: str, buckets: np.ndarray, value: np.ndarray, z: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame({"service": service, "signal": name, "source": source, "bucket": buckets,
+                         "value": value, "z": z}, schema=SIGNAL_SCHEMA).drop_nans("z").drop_nulls("z")
+
+
+def event_signals(aggregates: pl.DataFrame, options: RcaOptions) -> pl.DataFrame:
+    """Error share, latency and volume signals of each (service, family)."""
+    if aggregates.is_empty():
+        return pl.DataFrame(schema=SIGNAL_SCHEMA)
+    w, base = options.smooth, options.baseline_buckets
+    start, end = aggregates.get_column("bucket").min(), aggregates.get_column("bucket").max()
+    out = []
+    for (service, family, source), group in aggregates.group_by(["service", "family", "source"]):
+        g = _grid(group.drop("service", "family", "source"), start, end, options)
+        b = g.get_column("bucket").to_numpy()
+        events, errors = g.get_column("events").to_numpy().astype(float), g.get_column("errors").to_numpy().astype(float)
+        share, z = share_deviation(errors, events, w, base)
+        out.append(_signal(service, f"{family}.errors", source, b, share, z))
+        lat_n = np.convolve(g.get_column("latency_n").to_numpy().astype(float), np.ones(w))[:len(b)]
+        lat_sum = np.convolve(g.get_column("latency_sum").to_numpy().astype(float), np.ones(w))[:len(b)]
+        if lat_n.sum():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                latency = np.where(lat_n > 0, lat_sum / lat_n, np.nan)
+            out.append(_signal(service, f"{family}.latency", source, b, latency,
+                               np.abs(level_deviation(latency, w, base, np.full(len(b), 1e-3)))))
+        volume = np.convolve(events, np.ones(w))[:len(b)] / w
+        rise = np.maximum(level_deviation(volume, w, base, np.sqrt(np.maximum(volume, 1) / w)), 0)
+        out.append(_signal(service, f"{family}.volume", source, b, volume, rise))
+    return pl.concat(out)
+
+
+def score_signals(aggregates: pl.DataFrame, options: RcaOptions) -> pl.DataFrame:
+    """Share of flagged events of each (service, family). (The mean score is not a signal:
+    over a few events a minute it is heavy-tailed, and it put noise first in rankings.)"""
+    if aggregates.is_empty():
+        return pl.DataFrame(schema=SIGNAL_SCHEMA)
+    w, base = options.smooth, options.baseline_buckets
+    start, end = aggregates.get_column("bucket").min(), aggregates.get_column("bucket").max()
+    out = []
+    for (service, family, source), group in aggregates.group_by(["service", "family", "source"]):
+        g = _grid(group.drop("service", "family", "source"), start, end, options)
+        b = g.get_column("bucket").to_numpy()
+        scored = g.get_column("scored").to_numpy().astype(float)
+        share, z = share_deviation(g.get_column("anomalies").to_numpy().astype(float), scored, w, base)
+        out.append(_signal(service, f"{family}.anomalies", source, b, share, z))
+    return pl.concat(out)
+
+
+def is_counter(name: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """Cumulative counters by declared type, or by Prometheus naming when untyped."""
+    suffix = pl.any_horizontal([name.str.ends_with(s) for s in COUNTER_SUFFIXES])
+    return (kind.str.to_lowercase().is_in(list(COUNTER_TYPES)).fill_null(False) | suffix.fill_null(False))
+
+
+def per_second_rate(value: pl.Expr, time: pl.Expr) -> pl.Expr:
+    """Counter samples → per-second increase; a drop means the counter restarted from zero,
+    so the increase since the restart is the new value itself (Prometheus `rate`)."""
+    step = value.diff()
+    return pl.when(step < 0).then(value).otherwise(step) / (time.diff() / 1000)
+
+
+def _metric_rows(options: RcaOptions):
+    def prepare(batch: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(batch)
+        labels = sorted(c for c in frame.columns if c.startswith(SERIES_LABEL_PREFIX))
+        host = pl.col("device_hostname") if "device_hostname" in frame.columns else pl.lit("")
+        kind = pl.col("metric_type") if "metric_type" in frame.columns else pl.lit(None, pl.String)
+        series = pl.concat_str([pl.col("service"), host, pl.col("metric_name"), *[pl.col(c) for c in labels]],
+                               separator="|", ignore_nulls=True)
+        return frame.drop_nulls(["metric_name", "metric_value"]).select(
+            series.alias("series"), "service", "metric_name", "time",
+            pl.col("metric_value").cast(pl.Float64).alias("value"),
+            is_counter(pl.col("metric_name"), kind).alias("counter"),
+        ).to_arrow()
+    return prepare
+
+
+def _series_deviation(options: RcaOptions):
+    window = f"{options.baseline_minutes * 60_000}i"
+    min_samples = 8
+
+    def deviate(batch: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(batch).sort("time").unique("time", keep="last", maintain_order=True)
+        if frame.get_column("counter").any():
+            frame = frame.with_columns(per_second_rate(pl.col("value"), pl.col("time")).alias("value")).drop_nulls("value")
+        quartiles = [pl.col("value").rolling_quantile_by("time", window_size=window, quantile=q, closed="left",
+                                                         min_samples=min_samples).alias(n)
+                     for q, n in ((0.25, "q1"), (0.5, "median"), (0.75, "q3"))]
+        frame = frame.with_columns(*quartiles, _bucket(options)).drop_nulls("median")
+        if frame.is_empty():
+            return pa.table({"service": pa.array([], pa.large_string())})
+        scale = robust_scale(*(frame.get_column(c).to_numpy() for c in ("median", "q1", "q3")), METRIC_MIN_CHANGE)
+        z = np.abs(frame.get_column("value").to_numpy() - frame.get_column("median").to_numpy()) / scale
+        frame = frame.with_columns(pl.Series("z", np.minimum(z, 12.0)))
+        top = frame.sort("z", descending=True).unique("bucket", keep="first")
+        return top.select("service", pl.format("metric.{}", "metric_name").alias("signal"),
+                          pl.lit("metric").alias("source"), "bucket", "value", "z").to_arrow()
+    return deviate
+
+
+def metric_signals(archive: CanonicalArchive, families: list[str], options: RcaOptions) -> pl.DataFrame:
+    """The most deviating sample per (service, metric name, bucket), over all its series."""
+    if not families:
+        return pl.DataFrame(schema=SIGNAL_SCHEMA)
+    datasets = [archive.dataset(f).map_batches(_metric_rows(options), batch_format="pyarrow") for f in families]
+    union = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+    rows = collect(union.groupby("series").map_groups(_series_deviation(options), batch_format="pyarrow"))
+    if rows.is_empty() or "z" not in rows.columns:
+        return pl.DataFrame(schema=SIGNAL_SCHEMA)
+    return rows.drop_nulls("z").sort("z", descending=True).unique(["service", "signal", "bucket"], keep="first").cast(SIGNAL_SCHEMA)
+
+
+def config_changes(archive: CanonicalArchive, families: list[str]) -> pl.DataFrame:
+    """Config change events (few: a handful per service and day), candidate causes."""
+    if not families:
+        return pl.DataFrame(schema=CHANGE_SCHEMA)
+
+    def prepare(batch: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(batch)
+        kind = pl.col("change_type") if "change_type" in frame.columns else pl.col("class_name")
+        message = pl.col("message") if "message" in frame.columns else pl.lit("")
+        return frame.select("metadata_uid", "time", "service", kind.cast(pl.String).alias("change"),
+                            message.cast(pl.String).alias("message")).to_arrow()
+
+    frames = [collect(archive.dataset(f).map_batches(prepare, batch_format="pyarrow")) for f in families]
+    frames = [f for f in frames if not f.is_empty()]
+    return pl.concat(frames).cast(CHANGE_SCHEMA).sort("time") if frames else pl.DataFrame(schema=CHANGE_SCHEMA)
