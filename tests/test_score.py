@@ -52,6 +52,8 @@ def test_run_scores_every_event_and_ranks_incidents_high(demo_run):
     for name in ("report.html", "score_distribution.png", "embedding_map.png", "explanations.json"):
         assert (out / name).stat().st_size > 1000, name
     assert "AUROC" in output and "report:" in output
+    rca = json.loads((out / "rca" / "evaluation.json").read_text())  # more than one source: run includes RCA
+    assert rca["method"]["incidents"] == 6 and "root causes" in output
 
 
 def test_explanations_name_features_that_really_differ(demo_run):

@@ -60,7 +60,7 @@ def evaluate_rca(results: dict[str, dict], windows: list, incidents: list[dict])
             else:
                 score = hits(service_order(found[method]), incident["root_service"])
             table[method].append((incident["type"], score))
-            row[method] = {"rank": int(5 - score.sum()) + 1 if score.sum() else None, "ac@1": float(score[0])}
+            row[method] = {"ac@k": [round(float(v), 4) for v in score]}
         per_incident.append(row)
 
     def summarise(rows):

@@ -18,7 +18,7 @@ from ocsf_ray.io.sources import join_uri, write_bytes
 from ocsf_ray.rca import baselines, signals as sig
 from ocsf_ray.rca.accuracy import evaluate_rca
 from ocsf_ray.rca.causal import build_causal_graph, rank_causes, window_nodes
-from ocsf_ray.rca.dependencies import declared_dependencies, trace_dependencies
+from ocsf_ray.rca.dependencies import declared_dependencies, log_service_aliases, trace_dependencies
 from ocsf_ray.rca.options import RcaOptions
 from ocsf_ray.rca.render import graphml, picture
 from ocsf_ray.rca.windows import Window, incident_windows
@@ -59,18 +59,31 @@ def source_kinds(archive: CanonicalArchive) -> set[str]:
     return {kind for kind in SOURCES if sig.families_of(archive, (kind,))}
 
 
+def _renamed(aggregates: pl.DataFrame, aliases: dict[str, str]) -> pl.DataFrame:
+    """Aggregates of aliased services summed into the service they stand for."""
+    if not aliases or aggregates.is_empty():
+        return aggregates
+    return (aggregates.with_columns(pl.col("service").replace(aliases))
+            .group_by(sig.EVENT_KEYS).agg(pl.exclude(sig.EVENT_KEYS).sum()))
+
+
 def gather_signals(archive: CanonicalArchive, score_files: list[str], options: RcaOptions,
                    dependencies_path: str | None = None) -> tuple[pl.DataFrame, RcaInputs]:
+    """Every signal of the archive, and what windows need besides (changes, dependencies, notes)."""
     present = source_kinds(archive)
-    events = sig.event_aggregates(archive, sig.families_of(archive, ("log", "trace")), options)
+    logs, spans = sig.families_of(archive, ("log",)), sig.families_of(archive, ("trace",))
+    dependencies = declared_dependencies(dependencies_path) if dependencies_path else trace_dependencies(archive, spans)
+    notes = missing_source_notes(present, dependencies, bool(dependencies_path))
+    aliases = log_service_aliases(archive, logs, spans, dependencies)
+    if aliases:
+        notes.append("log services matched to span services by trace id: "
+                     + ", ".join(f"{log} → {span}" for log, span in sorted(aliases.items())))
+    events = _renamed(sig.event_aggregates(archive, logs + spans, options), aliases)
     parts = [sig.event_signals(events, options),
              sig.metric_signals(archive, sig.families_of(archive, ("metric",)), options)]
     if score_files:
-        parts.append(sig.score_signals(sig.score_aggregates(score_files, options), options))
-    dependencies = (declared_dependencies(dependencies_path) if dependencies_path
-                    else trace_dependencies(archive, sig.families_of(archive, ("trace",))))
-    notes = missing_source_notes(present, dependencies, bool(dependencies_path))
-    if not score_files:
+        parts.append(sig.score_signals(_renamed(sig.score_aggregates(score_files, options), aliases), options))
+    else:
         notes.append("no anomaly scores given (--scores): signals come from errors, latency, volume and metrics")
     changes = sig.config_changes(archive, sig.families_of(archive, ("config",)))
     return pl.concat(parts), RcaInputs(changes, dependencies, score_files, notes)

@@ -4,17 +4,23 @@ Nodes are the window's anomalous (service, signal) pairs and the config changes 
 before or inside it. An edge u → v says "u can explain v":
 
 - along the service dependency graph in the direction faults propagate: trouble of a
-  callee shows in its callers, so u's service must be called by v's service;
+  callee shows in its callers, so u's service must be called by v's service; except
+  for a rise in volume, which travels down (retries, cache misses): a callee's extra
+  load is explained by its callers;
 - inside one service, between its own signals;
-- from a config change to its own service's signals that start after it;
+- from a config change to its own service's signals that start after it in the window
+  (a bad deployment's errors may take a while to reach a quiet service's logs; the
+  edge's weight decays with the delay, e-fold per `max_lag_minutes`);
 
-and in every case u's onset is not after v's (within one smoothing span of jitter) and
-v starts at most `max_lag_minutes` after u. Edges carry why they exist and the
+and between signals u's onset is not after v's (within one smoothing span of jitter)
+and v starts at most `max_lag_minutes` after u. Edges carry why they exist and the
 strength of association of the two anomaly series in the window (|Pearson r|).
 
 Ranking is personalised PageRank on the reversed graph: a walker starts at a symptom
-(more often at strong, early ones) and steps from effects to what can explain them, so
-probability gathers where explanations end: the root cause.
+and steps from effects to what can explain them, so probability gathers where
+explanations end: the root cause. Walks start at a symptom in proportion to the square
+of its excess over the threshold (signals barely over it are where noise lives) and to
+its earliness (e-fold per `max_lag_minutes` after the window's first onset).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from ocsf_ray.rca.options import RcaOptions
 from ocsf_ray.rca.windows import Window
 
 CHANGE_SIGNAL = "config.{}"
+LOAD_SUFFIX = ".volume"  # load travels the other way: a caller's retries or cache misses raise its callee's volume
 MIN_ASSOCIATION = 0.05
 
 
@@ -83,13 +90,18 @@ def build_causal_graph(signals: pl.DataFrame, window: Window, changes: pl.DataFr
                 continue
             gap = b["onset"] - a["onset"]
             if a["kind"] == "change":
-                if a["service"] == b["service"] and -options.bucket_ms <= gap <= lag:
-                    graph.add_edge(u, v, reason="change precedes its service's anomaly", weight=1.0, lag_ms=gap)
+                if a["service"] == b["service"] and gap >= -options.bucket_ms:
+                    graph.add_edge(u, v, reason="change precedes its service's anomaly", lag_ms=gap,
+                                   weight=math.exp(-max(gap, 0) / lag))
                 continue
             if not -jitter <= gap <= lag:
                 continue
             if a["service"] == b["service"]:
                 reason = "same service, earlier onset"
+            elif b["signal"].endswith(LOAD_SUFFIX):
+                if not dependencies.has_edge(a["service"], b["service"]):
+                    continue
+                reason = f"{a['service']} calls {b['service']} (load)"
             elif dependencies.has_edge(b["service"], a["service"]):
                 reason = f"{b['service']} calls {a['service']}"
             else:
@@ -106,7 +118,8 @@ def rank_causes(graph: nx.DiGraph, options: RcaOptions) -> list[dict]:
         return []
     first = min(a["onset"] for a in symptoms.values())
     scale = options.max_lag_minutes * 60_000
-    personal = {n: (a["magnitude"] / MAX_Z) * math.exp(-(a["onset"] - first) / scale) for n, a in symptoms.items()}
+    personal = {n: (a["magnitude"] - options.threshold + 1) ** 2 * math.exp(-(a["onset"] - first) / scale)
+                for n, a in symptoms.items()}
     scores = nx.pagerank(graph.reverse(copy=True), alpha=options.damping, personalization=personal, weight="weight")
     ranked = sorted(graph.nodes, key=lambda n: (-scores[n], graph.nodes[n]["onset"], n))
     return [candidate(graph.nodes[n], scores[n]) for n in ranked]

@@ -42,6 +42,7 @@ def _span_links(batch: pa.Table) -> pa.Table:
 def trace_dependencies(archive: CanonicalArchive, families: list[str]) -> nx.DiGraph:
     """Caller → callee edges with call counts; calls inside one service are not edges."""
     from ray.data.aggregate import Count
+    from ray.data.expressions import col
 
     graph = nx.DiGraph()
     if not families:
@@ -49,11 +50,11 @@ def trace_dependencies(archive: CanonicalArchive, families: list[str]) -> nx.DiG
     datasets = [archive.dataset(f).map_batches(_span_links, batch_format="pyarrow") for f in families]
     spans = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     parents = spans.select_columns(["trace", "span", "service"]).rename_columns({"service": "caller"})
-    children = spans.filter(lambda row: row["parent"] is not None).select_columns(
+    children = spans.filter(expr=col("parent").is_not_null()).select_columns(
         ["trace", "parent", "service"]).rename_columns({"service": "callee"})
     partitions = max(1, min(16, sum(archive.families[f].rows for f in families) // 500_000))
     calls = children.join(parents, "inner", partitions, on=("trace", "parent"), right_on=("trace", "span"))
-    counts = collect(calls.filter(lambda row: row["caller"] != row["callee"])
+    counts = collect(calls.filter(expr=col("caller") != col("callee"))
                      .groupby(["caller", "callee"]).aggregate(Count(alias_name="calls")))
     for row in counts.iter_rows(named=True):
         graph.add_edge(row["caller"], row["callee"], calls=int(row["calls"]))
@@ -71,3 +72,41 @@ def declared_dependencies(path: str) -> nx.DiGraph:
         graph.add_node(str(caller))
         graph.add_edges_from((str(caller), str(callee), {"calls": 0}) for callee in callees)
     return graph
+
+
+def _trace_services(batch: pa.Table) -> pa.Table:
+    frame = pl.from_arrow(batch)
+    trace = _first(frame.columns, TRACE_FIELDS)
+    if trace is None:
+        return pa.table({"trace": pa.array([], pa.large_string()), "service": pa.array([], pa.large_string())})
+    return frame.select(pl.col(trace).cast(pl.String).alias("trace"), pl.col("service").cast(pl.String)).drop_nulls().unique().to_arrow()
+
+
+def log_service_aliases(archive: CanonicalArchive, log_families: list[str], span_families: list[str],
+                        graph: nx.DiGraph) -> dict[str, str]:
+    """Log services the span graph does not know → the span service their traces name most.
+
+    Logs joined to spans by trace id: a producer that names its service differently in
+    logs (a shipper, a container name) still lands its signals on the graph's node.
+    """
+    from ray.data.aggregate import Count
+    from ray.data.expressions import col
+
+    if not log_families or not span_families or graph.number_of_nodes() == 0:
+        return {}
+    unknown = sorted(set().union(*(archive.families[f].service_names for f in log_families)) - set(graph.nodes))
+    if not unknown:
+        return {}
+
+    def sides(families: list[str]):
+        datasets = [archive.dataset(f).map_batches(_trace_services, batch_format="pyarrow") for f in families]
+        return datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+
+    logs = sides(log_families).filter(expr=col("service").is_in(unknown)).rename_columns({"service": "log_service"})
+    spans = sides(span_families).rename_columns({"service": "span_service"})
+    pairs = collect(logs.join(spans, "inner", 4, on=("trace",)).groupby(["log_service", "span_service"])
+                    .aggregate(Count(alias_name="traces")))
+    if pairs.is_empty():
+        return {}
+    best = pairs.sort("traces", "span_service", descending=[True, False]).unique("log_service", keep="first")
+    return dict(zip(best.get_column("log_service").to_list(), best.get_column("span_service").to_list()))

@@ -49,5 +49,5 @@ def incident_windows(signals: pl.DataFrame, options: RcaOptions) -> list[Window]
         return []
     breaks = np.flatnonzero(np.diff(busy) > options.merge_gap_minutes * 60_000) + 1
     lead = options.max_lag_minutes * 60_000
-    return [Window(window_id(int(run[0])), int(run[0]) - lead, int(run[-1]) + options.bucket_ms)
+    return [Window(window_id(int(run[0]) - lead), int(run[0]) - lead, int(run[-1]) + options.bucket_ms)
             for run in np.split(busy, breaks)]
