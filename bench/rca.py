@@ -37,12 +37,14 @@ def main() -> None:
 
     start_ray(num_cpus=4)
     pooled: dict[str, list] = {m: [] for m in METHODS}
+    by_type: dict[str, dict[str, list]] = {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as root:
             archive_dir = os.path.join(root, "archive")
             generate_archive(SynthConfig(out=archive_dir, events=args.events, incidents=args.incidents,
                                          days=args.days, seed=seed))
-            incidents = json.load(open(os.path.join(archive_dir, "ground_truth", "incidents.json")))
+            with open(os.path.join(archive_dir, "ground_truth", "incidents.json")) as handle:
+                incidents = json.load(handle)
             started = time.perf_counter()
             archive = read_events([os.path.join(archive_dir, "events")], os.path.join(root, "out"))
             run = run_rca(archive, os.path.join(root, "out"), incidents=incidents)
@@ -53,6 +55,7 @@ def main() -> None:
         for row in found["incidents"]:
             for m in METHODS:
                 pooled[m].append(row[m]["ac@k"])
+                by_type.setdefault(row["type"], {}).setdefault(m, []).append(row[m]["ac@k"])
     print(f"\n{len(pooled['method'])} incidents, {len(args.seeds)} seeds, {args.events:,} events / {args.days} days each")
     print(f"{'ranking':<16}{'AC@1':>7}{'AC@3':>7}{'Avg@5':>7}")
     summary = {}
@@ -60,6 +63,9 @@ def main() -> None:
         ac = np.array(pooled[m]).mean(axis=0)
         summary[m] = ac
         print(f"{'causal graph' if m == 'method' else m:<16}{ac[0]:>7.3f}{ac[2]:>7.3f}{ac.mean():>7.3f}")
+    print(f"\nAC@1 per incident type ({', '.join(METHODS)}):")
+    for kind, found in sorted(by_type.items()):
+        print(f"  {kind:<26}" + "".join(f"{np.array(found[m]).mean(axis=0)[0]:>7.2f}" for m in METHODS))
     ratio = summary["method"][0] / max(summary["baro"][0], 1e-9)
     print(f"\nAC@1 causal graph / BARO = {ratio:.2f}x")
 

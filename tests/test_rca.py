@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ocsf_ray.cli import app
 from ocsf_ray.io import read_events
 from ocsf_ray.rca import RcaOptions, run_rca
-from ocsf_ray.rca.signals import metric_signals, families_of
+from ocsf_ray.rca.signals import families_of, metric_signals
 
 # Seven incidents, one of each kind: a ranker that ignores the graph's direction or
 # ranks at random names the true root first for about half of them (random: 0.58).
@@ -35,7 +35,7 @@ def rca_run(ray_session, tmp_path_factory):
 
 
 def test_true_roots_are_ranked_first(rca_run):
-    root, out, output = rca_run
+    _, out, output = rca_run
     evaluation = json.loads((out / "rca" / "evaluation.json").read_text())
     assert set(evaluation["baselines"]) == {"baro", "earliest_onset", "random"}
     method, random = evaluation["method"], evaluation["baselines"]["random"]

@@ -40,7 +40,7 @@ def match_windows(windows: list, incidents: list[dict]) -> dict[str, str | None]
 def _summary(rows: np.ndarray) -> dict:
     mean = rows.mean(axis=0) if len(rows) else np.zeros(5)
     return {"ac@1": round(float(mean[0]), 4), "ac@3": round(float(mean[2]), 4),
-            "avg@5": round(float(mean.mean()), 4), "incidents": int(len(rows))}
+            "avg@5": round(float(mean.mean()), 4), "incidents": len(rows)}
 
 
 def evaluate_rca(results: dict[str, dict], windows: list, incidents: list[dict]) -> dict:

@@ -15,7 +15,8 @@ import polars as pl
 
 from ocsf_ray.io.ingest import CanonicalArchive
 from ocsf_ray.io.sources import join_uri, write_bytes
-from ocsf_ray.rca import baselines, signals as sig
+from ocsf_ray.rca import baselines
+from ocsf_ray.rca import signals as sig
 from ocsf_ray.rca.accuracy import evaluate_rca
 from ocsf_ray.rca.causal import build_causal_graph, rank_causes, window_nodes
 from ocsf_ray.rca.dependencies import declared_dependencies, log_service_aliases, trace_dependencies
@@ -24,6 +25,12 @@ from ocsf_ray.rca.render import graphml, picture
 from ocsf_ray.rca.windows import Window, incident_windows
 
 SOURCES = ("log", "trace", "metric", "config")
+MISSING = {
+    "log": "no log events in the input: no error, latency or volume signals from logs",
+    "trace": "no trace events in the input: no span signals, and service dependencies only from --dependencies",
+    "metric": "no metric events in the input: resource causes (memory, CPU, connections) show only through logs and spans",
+    "config": "no config change events in the input: no change can be named as a cause",
+}
 TOP_EVENTS = 10
 
 
@@ -46,8 +53,7 @@ class RcaRun:
 
 
 def missing_source_notes(present: set[str], dependencies: nx.DiGraph, declared: bool) -> list[str]:
-    notes = [f"no {kind} events in the input: its signals are missing from the analysis"
-             for kind in SOURCES if kind not in present]
+    notes = [MISSING[kind] for kind in SOURCES if kind not in present]
     if not declared and dependencies.number_of_edges() == 0:
         notes.append("no service dependencies (no spans with parent ids, no --dependencies file): "
                      "edges only link signals of the same service, so cross-service causes rest on onset alone")

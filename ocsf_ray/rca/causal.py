@@ -31,7 +31,6 @@ import networkx as nx
 import numpy as np
 import polars as pl
 
-from ocsf_ray.rca.deviation import MAX_Z
 from ocsf_ray.rca.options import RcaOptions
 from ocsf_ray.rca.windows import Window
 
