@@ -158,8 +158,11 @@ def row_features(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
 
 def entity_windows(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     """Window features of every row of `events`, in row order; correct only when
-    `events` holds every event of each entity it contains (one or more whole services)."""
-    events = _with_missing_columns(events, [spec.host_column, spec.actor_column, spec.series_column])
+    `events` holds every event of each entity it contains (one or more whole services).
+    Columns the spec names that `events` lacks altogether (new data without a field the
+    reference had) are windowed as missing values."""
+    series_numerics = [f.column for f in spec.numeric if spec.series_column]
+    events = _with_missing_columns(events, [spec.host_column, spec.actor_column, spec.series_column, *series_numerics])
     windows = events.select("time", "service", *window_features(spec, dict(events.schema)), *series_deviations(spec))
     return windows.with_columns(service_minute_deviations(spec)).drop("time", "service")
 

@@ -145,12 +145,8 @@ def _read_json_array(source: str, data: bytes) -> tuple[pl.DataFrame, pl.DataFra
 
 
 def _records_one_by_one(source: str, numbered: list[tuple[int, bytes]]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Slow path: decode line by line, reject what is not a JSON object, frame the rest.
-
-    Values whose type clashes across records (an object here, a number there) would
-    make Polars refuse the whole frame; in that case containers are kept as JSON
-    strings, which the flattener decodes where it can, so nothing is lost.
-    """
+    """Slow path: decode line by line, reject what is not a JSON object, frame the rest
+    (`records_frame`)."""
     records, rows = [], []
     bad_rows, reasons, raws = [], [], []
     for row, line in numbered:
@@ -171,6 +167,17 @@ def _records_one_by_one(source: str, numbered: list[tuple[int, bytes]]) -> tuple
     rejects = rejects_frame(source, bad_rows, reasons, raws)
     if not records:
         return pl.DataFrame(), rejects
+    return records_frame(records, rows), rejects
+
+
+def records_frame(records: list[dict], rows: list[int]) -> pl.DataFrame:
+    """Decoded JSON objects as one raw frame with their ROW numbers: the frame the slow
+    JSON path reads and online scoring (`ocsf_ray.index.online`) builds from a request.
+
+    Values whose type clashes across records (an object here, a number there) would
+    make Polars refuse the whole frame; in that case containers are kept as JSON
+    strings, which the flattener decodes where it can, so nothing is lost.
+    """
     try:
         frame = pl.from_dicts(records, infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError):
@@ -178,4 +185,4 @@ def _records_one_by_one(source: str, numbered: list[tuple[int, bytes]]) -> tuple
             {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in records
         ]
         frame = pl.from_dicts(stringified, infer_schema_length=None, strict=False)
-    return frame.with_columns(pl.Series(ROW, rows, dtype=pl.Int64)), rejects
+    return frame.with_columns(pl.Series(ROW, rows, dtype=pl.Int64))
