@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -44,8 +43,9 @@ def progress_bar() -> Progress:
 
 def _clear_outputs(out: str, names: list[str]) -> None:
     """Remove what an earlier run of the same verb left, so counts never mix two runs."""
-    from ocsf_ray.io.sources import filesystem_for, join_uri
     import pyarrow.fs as pafs
+
+    from ocsf_ray.io.sources import filesystem_for, join_uri
 
     for name in names:
         fs, inner, _ = filesystem_for(join_uri(out, name))
@@ -66,7 +66,7 @@ def synth(
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same bytes"),
     format: str = typer.Option("parquet", "--format", help="parquet or ndjson"),
     overwrite: bool = typer.Option(False, help="Replace an existing archive in --out"),
-    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
 ) -> None:
     """Generate a multi-source OCSF archive with injected incidents and ground truth."""
     from ocsf_ray.runtime import start_ray
@@ -108,7 +108,7 @@ def featurize(
     min_count: int = typer.Option(2, help="Minimum count for a value to enter a vocabulary"),
     include: list[str] = typer.Option([], help="Column to keep as a feature whatever the data says (repeatable)"),
     exclude: list[str] = typer.Option([], help="Column never to use as a feature (repeatable)"),
-    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
 ) -> None:
     """Ingest OCSF events, fit a FeatureSpec per event family and write feature shards."""
     from ocsf_ray.features import FeatureOptions
@@ -214,14 +214,14 @@ def train(
     masked_feature_weight: float = typer.Option(0.0, help="Weight of the masked-feature auxiliary loss (0 = off)"),
     max_batches_per_epoch: int = typer.Option(0, help="Cap batches per epoch (0 = whole shard)"),
     family: list[str] = typer.Option([], help="Train only this family (repeatable)"),
-    gpu: Optional[bool] = typer.Option(None, "--gpu/--no-gpu", help="Default: use GPUs when the cluster has them"),
+    gpu: bool | None = typer.Option(None, "--gpu/--no-gpu", help="Default: use GPUs when the cluster has them"),
     resume: bool = typer.Option(False, help="Continue the runs in OUT/_runs from their latest checkpoints"),
     k: int = typer.Option(20, help="Neighbours whose mean distance is the anomaly score"),
     reference_max: int = typer.Option(200_000, help="Reference events indexed per family (a uniform sample)"),
     exact_max: int = typer.Option(100_000, help="Exact FAISS search up to this many reference events per time shard, IVF beyond"),
     nprobe: int = typer.Option(16, help="IVF cells visited per query"),
     exclusion_minutes: float = typer.Option(60.0, help="Neighbours must lie this far in time from an event of the reference period (0 = off)"),
-    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
 ) -> None:
     """Pretrain one TabularResNet per event family (SCARF + NT-Xent on Ray Train), index
     each family's reference embeddings with FAISS and write the bundle."""
@@ -248,7 +248,7 @@ def train(
     _train_step(features, out, options, workers, gpu, resume, family, index_options)
 
 
-def _train_step(features: str, out: str, options, workers: int, gpu: Optional[bool], resume: bool,
+def _train_step(features: str, out: str, options, workers: int, gpu: bool | None, resume: bool,
                 families: list[str], index_options) -> dict:
     """Train a bundle, index it, print its summary; the manifest."""
     from ocsf_ray.index import index_bundle
@@ -290,8 +290,8 @@ def tune(
     config: str = typer.Option(..., "--config", "-c", help="A sweep definition, e.g. tune_configs/smoke.yaml"),
     features: str = typer.Option(..., "--features", "-f", help="A `featurize` output directory"),
     out: str = typer.Option(..., "--out", "-o", help="Bundle directory for the best trial"),
-    family: Optional[str] = typer.Option(None, help="Family to tune (default: the largest)"),
-    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+    family: str | None = typer.Option(None, help="Family to tune (default: the largest)"),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
 ) -> None:
     """Sweep hyperparameters with Ray Tune (ASHA) and export the best trial as a bundle."""
     from pydantic import ValidationError
@@ -324,7 +324,7 @@ def tune(
     console.print(f"best trial exported to {out} (version {manifest['version']})", highlight=False)
 
 
-def _threshold(percentile: Optional[float], contamination: Optional[float]) -> float:
+def _threshold(percentile: float | None, contamination: float | None) -> float:
     """The flagging threshold as a percentile of the family's reference scores.
 
     --contamination c (the expected share of anomalies, as in scikit-learn) and
@@ -377,7 +377,8 @@ def _score_tables(out: str, explanations: list[dict], show: int = 10) -> None:
 
 
 def _explain_step(model: str, out: str, explain_top: int) -> list[dict]:
-    from ocsf_ray.index.triage import explain_top as top_explanations, write_explanations
+    from ocsf_ray.index.triage import explain_top as top_explanations
+    from ocsf_ray.index.triage import write_explanations
 
     explanations = top_explanations(model, out, explain_top)
     write_explanations(explanations, out)
@@ -389,10 +390,10 @@ def score(
     inputs: list[str] = typer.Argument(..., help="OCSF files, directories or globs to score"),
     model: str = typer.Option(..., "--model", "-m", help="A model bundle (from `train`, `tune` or `run`)"),
     out: str = typer.Option(..., "--out", "-o", help="Output directory: scores/, rejects/, explanations.json"),
-    percentile: Optional[float] = typer.Option(None, help="Flag events above this percentile of their family's reference scores [default: 99]"),
-    contamination: Optional[float] = typer.Option(None, help="Or: the expected share of anomalies (0.01 = --percentile 99)"),
+    percentile: float | None = typer.Option(None, help="Flag events above this percentile of their family's reference scores [default: 99]"),
+    contamination: float | None = typer.Option(None, help="Or: the expected share of anomalies (0.01 = --percentile 99)"),
     explain_top: int = typer.Option(20, help="Explain this many top-scored events"),
-    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default: all cores)"),
 ) -> None:
     """Score every event with a bundle (its FeatureSpecs, models, FAISS indexes and
     calibration) and explain the top anomalies."""
@@ -461,8 +462,8 @@ def evaluate(
     IsolationForest, ECOD, raw-feature k-NN and random rankings of the same events."""
     import os
 
-    from ocsf_ray.io.sources import join_uri
     from ocsf_ray.index.triage import parquet_files
+    from ocsf_ray.io.sources import join_uri
 
     out = scores.rstrip("/").removesuffix("/scores") if scores.rstrip("/").endswith("/scores") else scores
     if not parquet_files(join_uri(out, "scores"))[0]:
@@ -472,7 +473,7 @@ def evaluate(
     _evaluate_step(out, labels)
 
 
-def _found_labels(inputs: list[str], name: str = "labels.parquet") -> Optional[str]:
+def _found_labels(inputs: list[str], name: str = "labels.parquet") -> str | None:
     """Ground truth a synth archive carries beside its events (`<archive>/ground_truth/`)."""
     import os
 
@@ -510,7 +511,7 @@ def _rca_tables(result, show: int = 10) -> None:
         console.print(f"note: {note}", highlight=False)
 
 
-def _rca_step(archive, out: str, scores: Optional[str], dependencies: Optional[str], incidents: Optional[str], options):
+def _rca_step(archive, out: str, scores: str | None, dependencies: str | None, incidents: str | None, options):
     import json
 
     from ocsf_ray.index.triage import parquet_files
@@ -532,13 +533,13 @@ def _rca_step(archive, out: str, scores: Optional[str], dependencies: Optional[s
 def rca(
     inputs: list[str] = typer.Argument(..., help="OCSF files, directories or globs (logs, traces, metrics, config changes)"),
     out: str = typer.Option(..., "--out", "-o", help="Output directory (writes <out>/rca/)"),
-    scores: Optional[str] = typer.Option(None, help="Scores directory of `ocsf-ray score` or `run` (<out>/scores): adds anomaly-share signals"),
-    dependencies: Optional[str] = typer.Option(None, help="YAML mapping caller: [callees], when the archive has no spans"),
-    incidents: Optional[str] = typer.Option(None, help="Ground truth incidents.json to evaluate against (found beside a synth archive)"),
+    scores: str | None = typer.Option(None, help="Scores directory of `ocsf-ray score` or `run` (<out>/scores): adds anomaly-share signals"),
+    dependencies: str | None = typer.Option(None, help="YAML mapping caller: [callees], when the archive has no spans"),
+    incidents: str | None = typer.Option(None, help="Ground truth incidents.json to evaluate against (found beside a synth archive)"),
     bucket_seconds: int = typer.Option(60, min=1, help="Width of a signal's time bucket"),
     threshold: float = typer.Option(4.0, min=0.0, help="Deviation (standard-normal units) from which a signal is anomalous"),
     max_lag_minutes: int = typer.Option(15, min=1, help="Longest delay from a cause's onset to its effect's"),
-    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default 4)"),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default 4)"),
 ) -> None:
     """Rank root causes of incident windows: per-source signals → causal graph → PageRank."""
     import os
@@ -550,30 +551,110 @@ def rca(
     for path, what in ((scores, "scores directory"), (dependencies, "dependencies file"), (incidents, "incidents file")):
         if path and not os.path.exists(path):
             fail(f"{what} not found: {path}")
+    if dependencies:
+        import yaml
+
+        from ocsf_ray.rca.dependencies import declared_dependencies
+
+        try:
+            declared_dependencies(dependencies)
+        except (ValueError, yaml.YAMLError) as err:
+            fail(" ".join(str(err).split()))
     start_ray(num_cpus or 4)
     with progress_bar() as progress:
         archive = _ingest(inputs, out, progress)
     options = RcaOptions(bucket_s=bucket_seconds, threshold=threshold, max_lag_minutes=max_lag_minutes)
+    _rca_step(archive, out, scores, dependencies, incidents or _found_labels(inputs, "incidents.json"), options)
+
+
+@app.command()
+def monitor(
+    model: str = typer.Option(..., "--model", "-m", help="The bundle in use (the champion), from `train`, `tune` or `run`"),
+    current: list[str] = typer.Option(..., "--current", "-c", help="Current OCSF files, directories or globs (repeatable)"),
+    out: str = typer.Option(".", "--out", "-o", help="Local directory for monitor/: report.json, current/, challenger/, backup/"),
+    retrain: bool = typer.Option(False, "--retrain", help="Train a challenger on the current data; replace the champion (after a backup) only if it is not worse on held-out data"),
+    percentile: float | None = typer.Option(None, help="Flagging threshold whose flag rate is checked [default: 99]"),
+    max_rows: int = typer.Option(20_000, help="Current rows sampled per family"),
+    epochs: int | None = typer.Option(None, help="Challenger epochs [default: the champion's]"),
+    max_batches_per_epoch: int | None = typer.Option(None, help="Challenger batches per epoch, 0 = all [default: the champion's]"),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default: 4 or workers + 2)"),
+) -> None:
+    """Check a bundle against current data for drift (embeddings, features, scores) and
+    say whether to retrain; --retrain trains a challenger and keeps the better bundle.
+    Exit code: 0 no drift, 3 retraining recommended, 2 bad arguments, 1 error (docs/MONITORING.md)."""
+    import dataclasses
+
+    from ocsf_ray.io.sources import join_uri
+    from ocsf_ray.monitor import EXIT_NO_DRIFT, EXIT_RETRAIN, MonitorOptions, monitor_archive, retrain_challenger, write_report
+    from ocsf_ray.monitor.champion import champion_train_options
+    from ocsf_ray.runtime import start_ray
+
+    manifest = _bundle(model)
+    _resolved(current)
+    if "://" in out:
+        fail("--out must be a local directory (a promoted challenger is copied next to the bundle)")
+    if (epochs is not None and epochs < 1) or (max_batches_per_epoch is not None and max_batches_per_epoch < 0):
+        fail("need --epochs >= 1 and --max-batches-per-epoch >= 0")
     try:
-        _rca_step(archive, out, scores, dependencies, incidents or _found_labels(inputs, "incidents.json"), options)
+        options = MonitorOptions(percentile=_threshold(percentile, None), max_rows=max_rows)
     except ValueError as err:
         fail(str(err))
+    changed = {k: v for k, v in (("epochs", epochs), ("max_batches_per_epoch", max_batches_per_epoch)) if v is not None}
+    settings = dataclasses.replace(champion_train_options(manifest), **changed)
+    workers = manifest["train_options"].get("workers", 2)
+    root = join_uri(out, "monitor")
+    start_ray(num_cpus or max(4, workers + 2))
+    _clear_outputs(root, ["current", "challenger-data", "challenger", "report.json"])
+    with progress_bar() as progress:
+        archive = _ingest(current, join_uri(root, "current"), progress)
+        task = progress.add_task("monitor", total=None)
+        report = monitor_archive(model, archive, root, options, on_progress=lambda what, done, total: progress.update(
+            task, completed=done, total=total, description=what))
+        if retrain:
+            step = progress.add_task("retrain", total=3)
+            report["challenger"] = retrain_challenger(model, archive, root, options, settings, workers, on_progress=(
+                lambda what, done, total: progress.update(step, completed=done, total=total, description=what)))
+    path = write_report(report, root)
+    table = Table(title=f"drift of {archive.accepted:,} current events against bundle {report['bundle_version']}")
+    for column in ("family", "rows", "emb. dims drifted", "max PSI", "new values", "numerics drifted", "flag rate", "drifted"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family, found in report["families"].items():
+        if not found["tested"]:
+            table.add_row(family, f"{found['rows']:,}", *["-"] * 5, "not tested")
+            continue
+        emb, feat, sc = found["embedding"], found["features"], found["score"]
+        table.add_row(family, f"{found['rows']:,}", f"{emb['drifted_dimensions']}/{emb['dimensions']}", f"{feat['max_psi']:.3f}",
+                      f"{feat['max_new_category_rate']:.1%}", f"{feat['drifted_numerics']}/{feat['numerics']}",
+                      f"{sc['flag_rate']:.2%} ({sc['ratio']:.1f}x)", "[bold red]yes" if found["drifted"] else "no")
+    console.print(table)
+    if report["unmodelled_families"]:
+        console.print("not checked, no model in the bundle: " + ", ".join(
+            f"{family} ({rows:,} events)" for family, rows in report["unmodelled_families"].items()), highlight=False)
+    for reason in report["reasons"]:
+        console.print(f"drift: {reason}", highlight=False, soft_wrap=True)
+    if "challenger" in report:
+        found = report["challenger"]
+        console.print(f"[bold]{found['winner']} wins[/]: {found['reason']}"
+                      + (f"; champion backed up to {found['backup']}" if found["backup"] else ""), highlight=False)
+    verdict = "retraining recommended" if report["retrain_recommended"] else "no drift"
+    console.print(f"[bold]{verdict}[/]; report: {path}", highlight=False)
+    raise typer.Exit(EXIT_RETRAIN if report["retrain_recommended"] else EXIT_NO_DRIFT)
 
 
 @app.command()
 def run(
-    inputs: Optional[list[str]] = typer.Argument(None, help="OCSF files, directories or globs; none = a generated demo archive"),
+    inputs: list[str] | None = typer.Argument(None, help="OCSF files, directories or globs; none = a generated demo archive"),
     out: str = typer.Option("demo-out", "--out", "-o", help="Output directory for everything the run writes"),
-    labels: Optional[str] = typer.Option(None, help="Ground truth labels.parquet to evaluate against (found automatically beside a synth archive)"),
+    labels: str | None = typer.Option(None, help="Ground truth labels.parquet to evaluate against (found automatically beside a synth archive)"),
     events: int = typer.Option(200_000, help="Demo archive size when no INPUT is given"),
     seed: int = typer.Option(0, help="Demo archive seed"),
     epochs: int = typer.Option(3, help="Training epochs per family"),
     max_batches_per_epoch: int = typer.Option(40, help="Cap batches per epoch (0 = whole shard)"),
     workers: int = typer.Option(2, help="Ray Train workers (DDP)"),
-    percentile: Optional[float] = typer.Option(None, help="Flag events above this percentile of their family's reference scores [default: 99]"),
-    contamination: Optional[float] = typer.Option(None, help="Or: the expected share of anomalies (0.01 = --percentile 99)"),
+    percentile: float | None = typer.Option(None, help="Flag events above this percentile of their family's reference scores [default: 99]"),
+    contamination: float | None = typer.Option(None, help="Or: the expected share of anomalies (0.01 = --percentile 99)"),
     explain_top: int = typer.Option(20, help="Explain this many top-scored events"),
-    num_cpus: Optional[int] = typer.Option(None, help="Logical CPUs for a local Ray (default: 4 or workers + 2)"),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default: 4 or workers + 2)"),
 ) -> None:
     """The main job: featurize → train → index → score → explain → report (and evaluate
     when ground truth is present). With no INPUT, first generates a demo archive."""
@@ -623,7 +704,7 @@ def run(
 
 
 def _report_step(out: str, bundle: str, manifest: dict, archive, threshold: float, explanations: list[dict],
-                 evaluation: Optional[dict], elapsed: float) -> str:
+                 evaluation: dict | None, elapsed: float) -> str:
     import math
 
     from ocsf_ray.index.triage import embedding_sample, read_scores, score_counts
@@ -647,6 +728,23 @@ def _report_step(out: str, bundle: str, manifest: dict, archive, threshold: floa
         embedding_sample=embeddings, embedding_scores=embedded_scores, embedding_flagged=flagged, evaluation=evaluation,
         embedding_family=largest,
     ))
+
+
+@app.command()
+def serve(
+    model: str = typer.Option(..., "--model", "-m", help="A model bundle (from `train`, `tune` or `run`)"),
+    host: str = typer.Option("127.0.0.1", help="Address the HTTP proxy listens on"),
+    port: int = typer.Option(8000, help="Port the HTTP proxy listens on"),
+) -> None:
+    """Serve a bundle over HTTP on Ray Serve until Ctrl-C: POST /v1/score, /v1/reload,
+    GET /v1/model, /healthz, /readyz, /metrics (docs/SERVING.md)."""
+    from serve_app.local import serve_until_interrupted
+    from serve_app.settings import ServeSettings
+
+    _bundle(model)
+    model = str(Path(model).resolve())  # replicas need not share this process's working directory
+    serve_until_interrupted(ServeSettings(model=model), host, port, on_ready=lambda url: console.print(
+        f"serving {model} at {url} (POST /v1/score); Ctrl-C stops", highlight=False))
 
 
 if __name__ == "__main__":

@@ -88,12 +88,19 @@ def test_train_and_tune_refuse_what_is_not_a_featurize_output(tmp_path):
 def test_score_evaluate_and_run_refuse_bad_arguments_in_one_line(tmp_path):
     events = tmp_path / "e.ndjson"
     events.write_text("{}\n")
+    bad_yaml = tmp_path / "deps.yaml"
+    bad_yaml.write_text("frontend: checkout\n")  # callees must be a list
     cases = {
         ("score", str(events), "--model", str(tmp_path), "--out", str(tmp_path / "o")): "error: not a model bundle",
         ("evaluate", "--scores", str(tmp_path), "--labels", str(events)): "error: no scores under",
         ("run", str(events), "--out", str(tmp_path / "o"), "--percentile", "99", "--contamination", "0.01"):
             "error: give --percentile or --contamination",
         ("run", str(events), "--out", str(tmp_path / "o"), "--contamination", "1.5"): "error: --contamination must be",
+        ("rca", str(events), "--out", str(tmp_path / "o"), "--scores", str(tmp_path / "none")): "error: scores directory not found",
+        ("rca", str(events), "--out", str(tmp_path / "o"), "--dependencies", str(tmp_path / "d.yaml")):
+            "error: dependencies file not found",
+        ("rca", str(events), "--out", str(tmp_path / "o"), "--dependencies", str(bad_yaml)):
+            "error: " + str(bad_yaml) + ": expected a mapping of caller to a list of callees",
     }
     for args, message in cases.items():
         result = run_cli(*args)

@@ -95,21 +95,28 @@ def score_archive(bundle: str, archive: CanonicalArchive, out: str, percentile: 
     """Featurize an ingested archive with the bundle's own FeatureSpecs (never refitted)
     and score it; families the bundle does not know are written unscored."""
     families = read_manifest(bundle)["families"]
-    specs: dict[str, FeatureSpec] = {}
     run = ScoreRun()
-    known = [f for f in archive.families if f in families]
     for family in archive.families:
         if family not in families:
             write_unscored(archive.families[family].files, family, out)
             run.unscored[family] = archive.families[family].rows
-    for i, family in enumerate(known):
-        if on_progress:
-            on_progress(family, i, len(known))
-        specs[family] = family_spec(bundle, family)
-        write_features(archive, family, specs[family], out)
-    save_specs(specs, join_uri(out, "feature_spec.json"))
+    known = write_bundle_features(bundle, archive, out, on_family=on_progress)
     featurized = score_featurized(bundle, out, out, percentile)
     run.scored = featurized.scored
     if on_progress:
         on_progress("", len(known), len(known))
     return run
+
+
+def write_bundle_features(bundle: str, archive: CanonicalArchive, out: str, on_family=None) -> list[str]:
+    """`<out>/features/<family>/` and `<out>/feature_spec.json` of every archive family the
+    bundle models, made with the bundle's own FeatureSpecs (never refitted); the families."""
+    modelled = [f for f in archive.families if f in read_manifest(bundle)["families"]]
+    specs: dict[str, FeatureSpec] = {}
+    for i, family in enumerate(modelled):
+        if on_family:
+            on_family(family, i, len(modelled))
+        specs[family] = family_spec(bundle, family)
+        write_features(archive, family, specs[family], out)
+    save_specs(specs, join_uri(out, "feature_spec.json"))
+    return modelled

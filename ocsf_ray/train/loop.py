@@ -45,7 +45,12 @@ def _mean_over_workers(values: list[float], device) -> list[float]:
     return [s / max(count, 1) for s in sums]
 
 
-def _validate(model, shard, columns, options: TrainOptions, device) -> dict:
+def validate(model, shard, columns, options: TrainOptions, device) -> dict:
+    """Validation metrics (`val_top1` and the rest) of `model` (anything returning
+    (embedding, projection) from (codes, numerics)) over `shard` (anything with Ray
+    Data's `iter_batches`), averaged over workers when DDP runs. The corruption draws
+    are seeded, so the same model on the same rows always scores the same; `monitor`
+    compares a champion and a challenger bundle on held-out rows with it."""
     model.eval()
     generator = torch.Generator(device=device).manual_seed(options.seed + 1)
     loss = top1 = align = uniform = 0.0
@@ -95,7 +100,7 @@ def train_loop_per_worker(config: dict) -> None:
     val_shard = ray.train.get_dataset_shard("val")
     world = ray.train.get_context().get_world_size()
     if not history:  # the untrained model's score: the bar training has to clear
-        history.append({"epoch": -1, **_validate(model, val_shard, columns, options, device)})
+        history.append({"epoch": -1, **validate(model, val_shard, columns, options, device)})
     for epoch in range(start_epoch, options.epochs):
         if stale >= options.patience:
             break
@@ -119,7 +124,7 @@ def train_loop_per_worker(config: dict) -> None:
         metrics = {
             "epoch": epoch, "train_loss": _mean_over_workers([total, steps], device)[0],
             "samples_per_s": rows * world / max(elapsed, 1e-9),
-            **_validate(model, val_shard, columns, options, device),
+            **validate(model, val_shard, columns, options, device),
         }
         improved = metrics["val_top1"] > best
         best, stale = (metrics["val_top1"], 0) if improved else (best, stale + 1)
