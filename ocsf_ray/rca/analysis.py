@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import polars as pl
 
+from ocsf_ray.index.scorer import SCORE_SCHEMA
 from ocsf_ray.io.ingest import CanonicalArchive
 from ocsf_ray.io.sources import join_uri, write_bytes
 from ocsf_ray.rca import baselines
@@ -99,10 +100,12 @@ def _top_events(score_files: list[str], services: list[str], window: Window) -> 
     """The window's highest-scored events of the given services, read with a pushed-down filter."""
     import pyarrow.dataset as ds
 
-    if not score_files:
+    if not score_files or not services:
         return []
-    table = ds.dataset(score_files, format="parquet").to_table(
-        columns=["metadata_uid", "service", "family", "anomaly_score", "time"],
+    columns = ["metadata_uid", "service", "family", "anomaly_score", "time"]
+    schema = pl.DataFrame(schema={c: SCORE_SCHEMA[c] for c in columns}).to_arrow().schema  # files may hold all-null columns
+    table = ds.dataset(score_files, format="parquet", schema=schema).to_table(
+        columns=columns,
         filter=(ds.field("time") >= window.start) & (ds.field("time") < window.end) & ds.field("service").isin(services))
     top = pl.from_arrow(table).drop_nulls("anomaly_score").sort("anomaly_score", descending=True).head(TOP_EVENTS)
     return top.to_dicts()
