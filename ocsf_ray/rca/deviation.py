@@ -19,7 +19,7 @@ IQR_TO_SIGMA = 1.349
 MAX_Z = 12.0
 
 
-def _window_sums(values: np.ndarray, width: int) -> np.ndarray:
+def window_sums(values: np.ndarray, width: int) -> np.ndarray:
     """Sum of the last `width` entries at each position (fewer at the start)."""
     total = np.concatenate([[0.0], np.cumsum(values)])
     ends = np.arange(1, len(values) + 1)
@@ -29,9 +29,9 @@ def _window_sums(values: np.ndarray, width: int) -> np.ndarray:
 def share_deviation(hits: np.ndarray, counts: np.ndarray, smooth: int, baseline: int) -> tuple[np.ndarray, np.ndarray]:
     """(share, z) per bucket: the share of `hits` in the last `smooth` buckets against
     the share over the `baseline` buckets before them; NaN without enough baseline."""
-    k, n = _window_sums(hits, smooth), _window_sums(counts, smooth)
-    base_k = np.concatenate([np.zeros(smooth), _window_sums(hits, baseline)[:-smooth]])
-    base_n = np.concatenate([np.zeros(smooth), _window_sums(counts, baseline)[:-smooth]])
+    k, n = window_sums(hits, smooth), window_sums(counts, smooth)
+    base_k = np.concatenate([np.zeros(smooth), window_sums(hits, baseline)[:-smooth]])
+    base_n = np.concatenate([np.zeros(smooth), window_sums(counts, baseline)[:-smooth]])
     p0 = (base_k + 0.5) / (base_n + 1.0)  # never exactly 0: one error after a clean hour is not infinite
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(n > 0, k / np.maximum(n, 1), np.nan)

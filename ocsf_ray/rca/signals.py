@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ocsf_ray.features.transform import is_error
 from ocsf_ray.io.ingest import CanonicalArchive
-from ocsf_ray.rca.deviation import level_deviation, robust_scale, share_deviation
+from ocsf_ray.rca.deviation import level_deviation, robust_scale, share_deviation, window_sums
 from ocsf_ray.rca.options import RcaOptions
 
 SIGNAL_SCHEMA = {"service": pl.String, "signal": pl.String, "source": pl.String, "bucket": pl.Int64,
@@ -108,27 +108,32 @@ def _signal(service: str, name: str, source: str, buckets: np.ndarray, value: np
                          "value": value, "z": z}, schema=SIGNAL_SCHEMA).drop_nans("z").drop_nulls("z")
 
 
+def _gridded(aggregates: pl.DataFrame, options: RcaOptions):
+    """(service, family, source, rows on every bucket, buckets) per (service, family)."""
+    start, end = aggregates.get_column("bucket").min(), aggregates.get_column("bucket").max()
+    for (service, family, source), group in aggregates.group_by(["service", "family", "source"]):
+        g = _grid(group.drop("service", "family", "source"), start, end, options)
+        yield service, family, source, g, g.get_column("bucket").to_numpy()
+
+
 def event_signals(aggregates: pl.DataFrame, options: RcaOptions) -> pl.DataFrame:
     """Error share, latency and volume signals of each (service, family)."""
     if aggregates.is_empty():
         return pl.DataFrame(schema=SIGNAL_SCHEMA)
     w, base = options.smooth, options.baseline_buckets
-    start, end = aggregates.get_column("bucket").min(), aggregates.get_column("bucket").max()
     out = []
-    for (service, family, source), group in aggregates.group_by(["service", "family", "source"]):
-        g = _grid(group.drop("service", "family", "source"), start, end, options)
-        b = g.get_column("bucket").to_numpy()
+    for service, family, source, g, b in _gridded(aggregates, options):
         events, errors = g.get_column("events").to_numpy().astype(float), g.get_column("errors").to_numpy().astype(float)
         share, z = share_deviation(errors, events, w, base)
         out.append(_signal(service, f"{family}.errors", source, b, share, z))
-        lat_n = np.convolve(g.get_column("latency_n").to_numpy().astype(float), np.ones(w))[:len(b)]
-        lat_sum = np.convolve(g.get_column("latency_sum").to_numpy().astype(float), np.ones(w))[:len(b)]
+        lat_n = window_sums(g.get_column("latency_n").to_numpy().astype(float), w)
+        lat_sum = window_sums(g.get_column("latency_sum").to_numpy().astype(float), w)
         if lat_n.sum():
             with np.errstate(invalid="ignore", divide="ignore"):
                 latency = np.where(lat_n > 0, lat_sum / lat_n, np.nan)
             out.append(_signal(service, f"{family}.latency", source, b, latency,
                                np.abs(level_deviation(latency, w, base, np.full(len(b), 1e-3)))))
-        volume = np.convolve(events, np.ones(w))[:len(b)] / w
+        volume = window_sums(events, w) / w
         rise = np.maximum(level_deviation(volume, w, base, np.sqrt(np.maximum(volume, 1) / w)), 0)
         out.append(_signal(service, f"{family}.volume", source, b, volume, rise))
     return pl.concat(out)
@@ -140,11 +145,8 @@ def score_signals(aggregates: pl.DataFrame, options: RcaOptions) -> pl.DataFrame
     if aggregates.is_empty():
         return pl.DataFrame(schema=SIGNAL_SCHEMA)
     w, base = options.smooth, options.baseline_buckets
-    start, end = aggregates.get_column("bucket").min(), aggregates.get_column("bucket").max()
     out = []
-    for (service, family, source), group in aggregates.group_by(["service", "family", "source"]):
-        g = _grid(group.drop("service", "family", "source"), start, end, options)
-        b = g.get_column("bucket").to_numpy()
+    for service, family, source, g, b in _gridded(aggregates, options):
         scored = g.get_column("scored").to_numpy().astype(float)
         share, z = share_deviation(g.get_column("anomalies").to_numpy().astype(float), scored, w, base)
         out.append(_signal(service, f"{family}.anomalies", source, b, share, z))
