@@ -43,17 +43,11 @@ def progress_bar() -> Progress:
 
 def _clear_outputs(out: str, names: list[str]) -> None:
     """Remove what an earlier run of the same verb left, so counts never mix two runs."""
-    import pyarrow.fs as pafs
-
-    from ocsf_ray.io.sources import filesystem_for, join_uri
+    from ocsf_ray.io.sources import join_uri
+    from ocsf_ray.io.storage import remove
 
     for name in names:
-        fs, inner, _ = filesystem_for(join_uri(out, name))
-        info = fs.get_file_info(inner)
-        if info.type == pafs.FileType.Directory:
-            fs.delete_dir(inner)
-        elif info.type == pafs.FileType.File:
-            fs.delete_file(inner)
+        remove(join_uri(out, name))
 
 
 @app.command()
@@ -460,27 +454,29 @@ def evaluate(
 ) -> None:
     """AUROC, AUPRC, precision@k and recall of the scores against labels, beside
     IsolationForest, ECOD, raw-feature k-NN and random rankings of the same events."""
-    import os
-
     from ocsf_ray.index.triage import parquet_files
     from ocsf_ray.io.sources import join_uri
+    from ocsf_ray.io.storage import exists
 
     out = scores.rstrip("/").removesuffix("/scores") if scores.rstrip("/").endswith("/scores") else scores
     if not parquet_files(join_uri(out, "scores"))[0]:
         fail(f"no scores under {out}/scores/: run `ocsf-ray score` or `ocsf-ray run` first")
-    if not os.path.exists(labels):
+    if not exists(labels):
         fail(f"labels not found: {labels}")
     _evaluate_step(out, labels)
 
 
 def _found_labels(inputs: list[str], name: str = "labels.parquet") -> str | None:
     """Ground truth a synth archive carries beside its events (`<archive>/ground_truth/`)."""
-    import os
+    import posixpath
+
+    from ocsf_ray.io.sources import join_uri
+    from ocsf_ray.io.storage import exists
 
     for path in inputs:
-        for root in (path, os.path.dirname(path.rstrip("/"))):
-            candidate = os.path.join(root, "ground_truth", name)
-            if os.path.exists(candidate):
+        for root in (path, posixpath.dirname(path.rstrip("/"))):
+            candidate = join_uri(root, "ground_truth", name)
+            if exists(candidate):
                 return candidate
     return None
 
@@ -512,13 +508,14 @@ def _rca_tables(result, show: int = 10) -> None:
 
 
 def _rca_step(archive, out: str, scores: str | None, dependencies: str | None, incidents: str | None, options):
-    import json
-
     from ocsf_ray.index.triage import parquet_files
+    from ocsf_ray.io.sources import filesystem_for
+    from ocsf_ray.io.storage import read_json
     from ocsf_ray.rca import run_rca
 
-    score_files = parquet_files(scores)[0] if scores else []
-    truth = json.loads(Path(incidents).read_text()) if incidents else None
+    # Ray Data reads them on any node: whole URIs, not paths inside the filesystem
+    score_files = [filesystem_for(scores)[2] + path for path in parquet_files(scores)[0]] if scores else []
+    truth = read_json(incidents) if incidents else None
     with progress_bar() as progress:
         task = progress.add_task("rca: signals", total=None)
         result = run_rca(archive, out, score_files, dependencies, truth, options,
@@ -542,14 +539,13 @@ def rca(
     num_cpus: int | None = typer.Option(None, help="Logical CPUs for a local Ray (default 4)"),
 ) -> None:
     """Rank root causes of incident windows: per-source signals → causal graph → PageRank."""
-    import os
-
+    from ocsf_ray.io.storage import exists
     from ocsf_ray.rca import RcaOptions
     from ocsf_ray.runtime import start_ray
 
     _resolved(inputs)
     for path, what in ((scores, "scores directory"), (dependencies, "dependencies file"), (incidents, "incidents file")):
-        if path and not os.path.exists(path):
+        if path and not exists(path):
             fail(f"{what} not found: {path}")
     if dependencies:
         import yaml
@@ -571,7 +567,7 @@ def rca(
 def monitor(
     model: str = typer.Option(..., "--model", "-m", help="The bundle in use (the champion), from `train`, `tune` or `run`"),
     current: list[str] = typer.Option(..., "--current", "-c", help="Current OCSF files, directories or globs (repeatable)"),
-    out: str = typer.Option(".", "--out", "-o", help="Local directory for monitor/: report.json, current/, challenger/, backup/"),
+    out: str = typer.Option(".", "--out", "-o", help="Directory or URI for monitor/: report.json, current/, challenger/, backup/"),
     retrain: bool = typer.Option(False, "--retrain", help="Train a challenger on the current data; replace the champion (after a backup) only if it is not worse on held-out data"),
     percentile: float | None = typer.Option(None, help="Flagging threshold whose flag rate is checked [default: 99]"),
     max_rows: int = typer.Option(20_000, help="Current rows sampled per family"),
@@ -591,8 +587,6 @@ def monitor(
 
     manifest = _bundle(model)
     _resolved(current)
-    if "://" in out:
-        fail("--out must be a local directory (a promoted challenger is copied next to the bundle)")
     if (epochs is not None and epochs < 1) or (max_batches_per_epoch is not None and max_batches_per_epoch < 0):
         fail("need --epochs >= 1 and --max-batches-per-epoch >= 0")
     try:
@@ -658,29 +652,26 @@ def run(
 ) -> None:
     """The main job: featurize → train → index → score → explain → report (and evaluate
     when ground truth is present). With no INPUT, first generates a demo archive."""
-    import os
-
     from ocsf_ray.features import FeatureOptions
     from ocsf_ray.index import IndexOptions, score_featurized
     from ocsf_ray.io.sources import join_uri
+    from ocsf_ray.io.storage import exists
     from ocsf_ray.rca import source_kinds
     from ocsf_ray.runtime import start_ray
     from ocsf_ray.train import TrainOptions
 
     threshold = _threshold(percentile, contamination)
-    if labels and not os.path.exists(labels):
+    if labels and not exists(labels):
         fail(f"labels not found: {labels}")
     if inputs:
         _resolved(inputs)
     start_ray(num_cpus or max(4, workers + 2))
     started = time.perf_counter()
     if not inputs:
-        from ocsf_ray.synth import SynthConfig, generate_archive
-
-        archive_dir = os.path.join(out, "archive")
+        archive_dir = join_uri(out, "archive")
         with console.status(f"generating a demo archive of {events:,} events in {archive_dir}"):
-            generate_archive(SynthConfig(out=archive_dir, events=events, seed=seed, overwrite=True))
-        inputs = [os.path.join(archive_dir, "events")]
+            _demo_archive(archive_dir, events, seed)
+        inputs = [join_uri(archive_dir, "events")]
     labels = labels or _found_labels(inputs)
     archive = _featurize_step(inputs, out, FeatureOptions())
     bundle = join_uri(out, "bundle")
@@ -701,6 +692,23 @@ def run(
     with console.status("writing the report"):
         path = _report_step(out, bundle, manifest, archive, threshold, explanations, evaluation, time.perf_counter() - started)
     console.print(f"report: {path}", highlight=False)
+
+
+def _demo_archive(target: str, events: int, seed: int) -> None:
+    """Generate a synth archive at `target`; on cluster storage, generated locally first
+    and uploaded, so every node reads it from there."""
+    import tempfile
+
+    from ocsf_ray.io.storage import copy_tree, is_uri, remove
+    from ocsf_ray.synth import SynthConfig, generate_archive
+
+    if not is_uri(target):
+        generate_archive(SynthConfig(out=target, events=events, seed=seed, overwrite=True))
+        return
+    with tempfile.TemporaryDirectory(prefix="ocsf-ray-demo-") as local:
+        generate_archive(SynthConfig(out=local, events=events, seed=seed, overwrite=True))
+        remove(target)
+        copy_tree(local, target)
 
 
 def _report_step(out: str, bundle: str, manifest: dict, archive, threshold: float, explanations: list[dict],
@@ -738,11 +746,12 @@ def serve(
 ) -> None:
     """Serve a bundle over HTTP on Ray Serve until Ctrl-C: POST /v1/score, /v1/reload,
     GET /v1/model, /healthz, /readyz, /metrics (docs/SERVING.md)."""
+    from ocsf_ray.io.storage import absolute
     from serve_app.local import serve_until_interrupted
     from serve_app.settings import ServeSettings
 
     _bundle(model)
-    model = str(Path(model).resolve())  # replicas need not share this process's working directory
+    model = absolute(model)  # replicas need not share this process's working directory
     serve_until_interrupted(ServeSettings(model=model), host, port, on_ready=lambda url: console.print(
         f"serving {model} at {url} (POST /v1/score); Ctrl-C stops", highlight=False))
 

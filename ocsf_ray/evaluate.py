@@ -19,7 +19,8 @@ import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ocsf_ray.index.calibration import Calibration
-from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes
+from ocsf_ray.io.sources import filesystem_for, write_bytes
+from ocsf_ray.io.storage import parquet_schema, read_parquet
 from ocsf_ray.train.data import discover_features
 
 FEATURE_BASELINES = ("isolation_forest", "ecod", "knn_raw")
@@ -65,9 +66,8 @@ def evaluate_run(scores_dir: str, labels_path: str, features_root: str | None = 
 
 def load_events(scores_dir: str, labels_path: str, incidents_path: str, notes: list[str]) -> pl.DataFrame:
     """Scored events joined to their labels; events missing from the labels count as normal."""
-    scores = pl.scan_parquet(join_uri(scores_dir, "*.parquet")).select(
-        "metadata_uid", "family", "anomaly_score", "is_anomaly").collect()
-    labels = pl.read_parquet(labels_path, columns=["metadata_uid", "is_anomaly", "incident_id"]).rename({"is_anomaly": "label"})
+    scores = read_parquet(scores_dir, ["metadata_uid", "family", "anomaly_score", "is_anomaly"])
+    labels = read_parquet(labels_path, ["metadata_uid", "is_anomaly", "incident_id"]).rename({"is_anomaly": "label"})
     try:
         fs, inner, _ = filesystem_for(incidents_path)
         with fs.open_input_stream(inner) as stream:
@@ -122,11 +122,11 @@ def family_matrix(family, onehot_cap: int) -> tuple[pl.Series, np.ndarray]:
 
     Inputs are the `<kind>__<field>` columns the shards hold (`cat__` ones are codes), not
     the spec's list, so features written by an older featurize still evaluate."""
-    schema = pl.read_parquet_schema(family.files[0])
+    schema = parquet_schema(family.files[0])
     inputs = [c for c, dtype in schema.items() if "__" in c and dtype.is_numeric()]
     categorical = [c for c in inputs if c.startswith("cat__")]
     floats = [c for c in inputs if not c.startswith("cat__")]
-    frame = pl.read_parquet(list(family.files), columns=["metadata_uid", *inputs])
+    frame = read_parquet(list(family.files), ["metadata_uid", *inputs])
     parts = [frame.select(floats).to_numpy().astype(np.float32)] if floats else []
     for column in categorical:
         codes = np.minimum(frame[column].fill_null(0).to_numpy(), onehot_cap - 1)

@@ -9,8 +9,8 @@ through pyplot, so writing a report leaves no global plotting state behind.
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
@@ -18,6 +18,9 @@ from html import escape
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+
+from ocsf_ray.io.sources import join_uri, write_bytes
+from ocsf_ray.io.storage import remove
 
 DASH = "–"
 MAX_FAMILIES = 8  # more stacked colours than this are unreadable; the rest become "other"
@@ -45,8 +48,7 @@ class ReportInputs:
 
 
 def write_report(out_dir: str, inputs: ReportInputs) -> str:
-    """Write report.html and its PNGs into out_dir; return the path of report.html."""
-    os.makedirs(out_dir, exist_ok=True)
+    """Write report.html and its PNGs into out_dir (local or a URI); return report.html's location."""
     sections = [
         f"<h1>{escape(inputs.title)}</h1>",
         _summary_section(inputs.summary),
@@ -57,10 +59,15 @@ def write_report(out_dir: str, inputs: ReportInputs) -> str:
     ]
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(inputs.title)}</title>'
             f"<style>{CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
-    path = os.path.join(out_dir, "report.html")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
+    path = join_uri(out_dir, "report.html")
+    write_bytes(page.encode("utf-8"), path)
     return path
+
+
+def _save_png(fig: Figure, uri: str) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    write_bytes(buffer.getvalue(), uri)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -131,7 +138,7 @@ def _distribution_section(out_dir: str, inputs: ReportInputs) -> str:
     ax.set_ylabel("events (log scale)")
     ax.set_title(f"Score distribution of {frame.height:,} events")
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "score_distribution.png"), dpi=110)
+    _save_png(fig, join_uri(out_dir, "score_distribution.png"))
     return '<h2>Score distribution</h2><img src="score_distribution.png" alt="score distribution">'
 
 
@@ -185,11 +192,10 @@ def _projection(x: np.ndarray) -> tuple[np.ndarray, str]:
 def _embedding_section(out_dir: str, inputs: ReportInputs) -> str:
     """Where the flagged events sit among the others: isolated points are novel
     behaviour, a tight cluster of flags is one recurring incident."""
-    path = os.path.join(out_dir, "embedding_map.png")
+    path = join_uri(out_dir, "embedding_map.png")
     x = inputs.embedding_sample
     if x is None or x.ndim != 2 or x.shape[0] < 5 or x.shape[1] < 2:
-        if os.path.exists(path):  # a stale map from an earlier run would mislead
-            os.remove(path)
+        remove(path)  # a stale map from an earlier run would mislead
         return '<h2>Embedding map</h2><p class="note">No embedding sample was given; map skipped.</p>'
     x = np.asarray(x, dtype=np.float32)
     scores = np.zeros(len(x)) if inputs.embedding_scores is None else np.asarray(inputs.embedding_scores, float)
@@ -211,7 +217,7 @@ def _embedding_section(out_dir: str, inputs: ReportInputs) -> str:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_png(fig, path)
     return '<h2>Embedding map</h2><img src="embedding_map.png" alt="embedding map">'
 
 

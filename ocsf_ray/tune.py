@@ -8,13 +8,14 @@ retrieval accuracy (`best_val_top1`), which does not depend on the loss temperat
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ocsf_ray.train.bundle import read_history, reset_bundle_dir, write_family, write_manifest
+from ocsf_ray.io.sources import join_uri
+from ocsf_ray.io.storage import read_bytes
+from ocsf_ray.train.bundle import checkpoint_uri, read_history, reset_bundle_dir, write_family, write_manifest
 from ocsf_ray.train.data import FamilyFeatures, chronological_split
 from ocsf_ray.train.options import TrainOptions
 from ocsf_ray.train.trainer import model_config_for
@@ -61,8 +62,7 @@ class SweepConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str) -> "SweepConfig":
-        with open(path) as handle:
-            return cls.model_validate(yaml.safe_load(handle) or {})
+        return cls.model_validate(yaml.safe_load(read_bytes(path)) or {})
 
     def param_space(self) -> dict:
         from ray import tune
@@ -109,7 +109,7 @@ def run_sweep(sweep: SweepConfig, features: FamilyFeatures, out: str):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    storage = os.path.abspath(os.path.join(out, "_runs"))
+    storage = join_uri(out, "_runs")
     epochs = sweep.fixed.get("epochs", TrainOptions.epochs)
     scheduler = (
         # max_t past the last epoch: ASHA stops only weak trials at its rungs, and a
@@ -137,8 +137,9 @@ def run_sweep(sweep: SweepConfig, features: FamilyFeatures, out: str):
     chosen = dict(best.config)
     options = TrainOptions(**{**sweep.fixed, **chosen})
     reset_bundle_dir(out)
-    write_family(out, features.family, best_row["checkpoint_path"], model_config_for(features, options),
-                 features.spec, read_history(best_row["checkpoint_path"]))
+    checkpoint = checkpoint_uri(best_row["checkpoint_path"], storage)
+    write_family(out, features.family, checkpoint, model_config_for(features, options),
+                 features.spec, read_history(checkpoint))
     trials = [
         {**r.config,
          "best_val_top1": (r.metrics or {}).get("best_val_top1"), "epochs": (r.metrics or {}).get("epoch", -1) + 1}

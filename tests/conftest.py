@@ -3,11 +3,44 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import pytest
 import ray
 
 from ocsf_shapes import api_events
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Cluster storage for the tests is a local S3 server (moto), started on demand by the
+# `object_store` fixture. Its address is in the environment before any Ray starts, so
+# every Ray worker, and every node a test starts, reaches it the way nodes of a real
+# cluster reach S3 (pyarrow reads AWS_ENDPOINT_URL).
+S3_PORT = _free_port()
+os.environ.update({
+    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}", "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+})
+
+
+@pytest.fixture(scope="session")
+def object_store():
+    """A real S3 API on loopback with a bucket; yields the bucket's URI (s3://...)."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
+    server.start()
+    pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{S3_PORT}", scheme="http",
+                      allow_bucket_creation=True).create_dir("ocsf-ray-test")
+    yield "s3://ocsf-ray-test"
+    server.stop()
 
 
 @pytest.fixture(scope="session")

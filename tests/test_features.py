@@ -131,3 +131,31 @@ def test_spec_round_trips_and_transforms_new_data_without_refitting(split_archiv
     assert latency[0] == pytest.approx(spec.clip)  # clipped
     assert latency[1] == 0.0  # imputed with the median
     assert "num__http_response_latency__missing" not in features.columns  # never missing at fit time
+
+
+def test_per_request_identifiers_are_not_categorical():
+    """Ids that every event of one request or session repeats pass the distinct-count test
+    (a quarter of the rows) yet are new every day: they are dropped, with the reason kept,
+    while recurring categories of any cardinality stay."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    requests = 600  # 4 events each, within 300 ms, spread over a day
+    start = np.sort(rng.integers(0, 86_400_000, requests)) + 1_768_900_000_000
+    request = np.repeat(np.arange(requests), 4)
+    user = rng.integers(0, 60, requests)[request]
+    frame = pl.DataFrame({
+        "metadata_uid": [f"e{i}" for i in range(4 * requests)],
+        "time": start[request] + np.tile([0, 100, 200, 300], requests),
+        "unmapped_request_key": [f"r{r:05d}" for r in request],  # no OCSF name: found by its lifetime
+        "actor_session_uid": [f"sess-{u:03d}" for u in user],  # one per user all day: found by its name
+        "actor_user_uid": [f"user-{u:03d}" for u in user],
+        "http_request_http_method": rng.choice(["GET", "POST", "PUT"], 4 * requests),
+    })
+    spec = fit_spec(frame, "6003_log")
+    assert {f.column for f in spec.categorical} == {"actor_user_uid", "http_request_http_method"}
+    assert len(next(f for f in spec.categorical if f.column == "actor_user_uid").vocabulary) == 60
+    assert spec.dropped["unmapped_request_key"].startswith("id-like: 100% of rows carry a value seen only")
+    assert spec.dropped["actor_session_uid"] == "id-like: identifies one session (new values with every session)"
+    kept = fit_spec(frame, "6003_log", FeatureOptions(include=("unmapped_request_key",), occurrence_objects=()))
+    assert {"unmapped_request_key", "actor_session_uid"} <= {f.column for f in kept.categorical}

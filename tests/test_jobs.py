@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 import socket
@@ -13,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -98,29 +98,62 @@ def two_nodes():
             shutil.rmtree(path, ignore_errors=True)
 
 
-def test_pipeline_job_runs_on_both_nodes(two_nodes, tmp_path):
-    from ray.job_submission import JobStatus, JobSubmissionClient
-    from ray.util.state import list_tasks
+def _submit(client, entrypoint: str) -> str:
+    """Submit a job from the repository and wait for it to end; its submission id."""
+    from ray.job_submission import JobStatus
 
-    client = JobSubmissionClient(two_nodes)
-    out = tmp_path / "out"
     submission = client.submit_job(
-        entrypoint=f"{sys.executable} jobs/pipeline.py --out {out} --events 10000 --epochs 1 "
-                   "--max-batches-per-epoch 3 --workers 1 --explain-top 3",
+        entrypoint=f"{sys.executable} {entrypoint}",
         runtime_env={"working_dir": str(REPO), "excludes": [".venv", ".git", "demo-out", "**/__pycache__"]},
     )
     deadline = time.time() + 1800
     while client.get_job_status(submission) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
         assert time.time() < deadline, "job did not finish in 30 minutes"
         time.sleep(5)
-    logs = client.get_job_logs(submission)
-    assert client.get_job_status(submission) == JobStatus.SUCCEEDED, logs[-3000:]
+    assert client.get_job_status(submission) == JobStatus.SUCCEEDED, client.get_job_logs(submission)[-3000:]
+    return submission
 
-    scores = list((out / "scores").glob("*.parquet"))
-    assert scores and (out / "report.html").stat().st_size > 1000
-    assert json.loads((out / "evaluation.json").read_text())["method"]["auroc"] > 0.5
-    assert (out / "rca" / "evaluation.json").exists()  # more than one source: the pipeline ran RCA
+
+@pytest.fixture(scope="module")
+def pipeline_job(two_nodes, object_store):
+    """`jobs/pipeline.py` on the two-node cluster with its output on cluster storage (S3):
+    the demo archive, features, bundle, scores and report all live there, so nothing can
+    lean on the driver's disk being visible to the other node."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(two_nodes)
+    out = f"{object_store}/pipeline"
+    submission = _submit(client, f"jobs/pipeline.py --out {out} --events 10000 --epochs 1 "
+                                  "--max-batches-per-epoch 3 --workers 1 --explain-top 3")
+    return client, submission, out
+
+
+def test_pipeline_job_runs_on_both_nodes(pipeline_job, two_nodes):
+    from ray.util.state import list_tasks
+
+    from ocsf_ray.index.triage import parquet_files
+    from ocsf_ray.io.storage import exists, read_bytes, read_json
+
+    client, submission, out = pipeline_job
+    assert parquet_files(f"{out}/scores")[0] and len(read_bytes(f"{out}/report.html")) > 1000
+    assert read_json(f"{out}/evaluation.json")["method"]["auroc"] > 0.5
+    assert exists(f"{out}/rca/evaluation.json")  # more than one source: the pipeline ran RCA
+    assert "index" in read_json(f"{out}/bundle/manifest.json")
     job_id = client.get_job_info(submission).job_id
     tasks = list_tasks(address=two_nodes, filters=[("job_id", "=", job_id)], limit=10_000, raise_on_missing_output=False)
     nodes = {t.node_id for t in tasks if t.node_id}
     assert len(nodes) == 2, f"tasks ran on {len(nodes)} node(s)"
+
+
+def test_score_job_reads_its_bundle_from_cluster_storage(pipeline_job):
+    """`jobs/score.py` with the pipeline's bundle and archive on S3 gives every event the
+    score the pipeline gave it: the scoring actors on both nodes loaded the same bundle."""
+    from ocsf_ray.io.storage import read_parquet
+
+    client, _, out = pipeline_job
+    _submit(client, f"jobs/score.py {out}/archive/events --model {out}/bundle --out {out}/rescored --explain-top 0")
+    columns = ["metadata_uid", "anomaly_score"]
+    first = read_parquet(f"{out}/scores", columns).drop_nulls().sort("metadata_uid")
+    again = read_parquet(f"{out}/rescored/scores", columns).drop_nulls().sort("metadata_uid")
+    assert first.height > 1000 and first["metadata_uid"].equals(again["metadata_uid"])
+    assert np.allclose(first["anomaly_score"].to_numpy(), again["anomaly_score"].to_numpy(), atol=1e-4)

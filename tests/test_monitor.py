@@ -17,15 +17,21 @@ import pytest
 from typer.testing import CliRunner
 
 from ocsf_ray.cli import app
+from ocsf_ray.features import FeatureOptions
 from ocsf_ray.monitor import MonitorOptions
+from ocsf_ray.io.storage import children, copy_tree, read_bytes, read_json, write_json
 from ocsf_ray.monitor.champion import decide, promote
 from ocsf_ray.monitor.drift import embedding_drift, population_stability, score_drift, value_churn
 from ocsf_ray.train import TrainOptions
 
-# One family keeps the module near 3 minutes on 2 cores; metrics hold no per-request
-# identifiers (trace and session ids are new every day, which the monitor rightly reports
-# as drift for the log and span families, see docs/MONITORING.md).
-FAMILIES = ["99_metric"]
+# API logs and metrics (spans and logins pass too but add minutes of training). Log trace
+# and session ids are new every day; the fitted specs leave them out
+# (ocsf_ray.features.fit), else the log family drifts every day. Service versions
+# are real categories but move with each deployment: with them the span model flagged
+# 1.4-1.7x the promised rate on day 2 and 1-4 of 16 embedding dimensions moved, too close
+# to the thresholds for a test (docs/MONITORING.md, Known limits), so they are excluded here.
+FAMILIES = ["6003_log", "99_metric"]
+FEATURES = FeatureOptions(exclude=("service_version",))
 CHAMPION = TrainOptions(epochs=3, batch_size=128, d_model=32, n_blocks=1, embedding_dim=16, val_batch_size=128,
                         min_rows=300, max_batches_per_epoch=20, learning_rate=3e-3)
 
@@ -43,7 +49,7 @@ def digest(directory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def system(ray_session, tmp_path_factory):
     """A 2-day archive of one system and a bundle trained on its first day."""
-    from ocsf_ray.features import FeatureOptions, fit_family, save_specs, write_features
+    from ocsf_ray.features import fit_family, save_specs, write_features
     from ocsf_ray.index import IndexOptions, index_bundle
     from ocsf_ray.io import read_events
     from ocsf_ray.synth import SynthConfig, generate_archive
@@ -53,7 +59,7 @@ def system(ray_session, tmp_path_factory):
     generate_archive(SynthConfig(out=root / "archive", events=24_000, services=6, incidents=0, days=2, seed=1))
     features = str(root / "features")
     archive = read_events([str(root / "archive" / "events" / "*" / "20260105*")], features)
-    specs = {family: fit_family(archive, family, FeatureOptions()) for family in FAMILIES}
+    specs = {family: fit_family(archive, family, FEATURES) for family in FAMILIES}
     for family, spec in specs.items():
         write_features(archive, family, spec, features)
     save_specs(specs, os.path.join(features, "feature_spec.json"))
@@ -150,7 +156,7 @@ def test_another_day_of_the_same_system_is_no_drift(day_two_run):
         assert found["embedding"]["drifted_share"] <= 0.25
         assert found["features"]["max_psi"] <= 0.2 and found["features"]["max_new_category_rate"] <= 0.05
         assert found["score"]["rows"] == found["sampled_rows"] == found["rows"] and found["score"]["ratio"] < 2.0
-    assert "6003_log" in report["unmodelled_families"]  # reported, not checked
+    assert "3002_log" in report["unmodelled_families"]  # reported, not checked
     assert "no drift" in result.output
 
 
@@ -199,3 +205,19 @@ def test_promotion_backs_up_the_champion_first(system, tmp_path):
     assert json.loads((champion / "manifest.json").read_text())["version"] == "challenger-version"
     assert not (champion / "_runs").exists()  # training checkpoints stay with the challenger
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup", "challenger", "champion"]  # no staging left
+
+
+def test_promotion_on_cluster_storage(system, object_store, tmp_path):
+    """On S3 (no rename) the challenger's files replace the champion's, after a backup."""
+    _, bundle = system
+    root = f"{object_store}/{tmp_path.name}"
+    champion, challenger = f"{root}/champion", f"{root}/challenger"
+    copy_tree(bundle, champion, skip=("_runs",))
+    copy_tree(bundle, challenger)
+    write_json(read_json(f"{challenger}/manifest.json") | {"version": "challenger-version"}, f"{challenger}/manifest.json")
+    backup = promote(champion, challenger, f"{root}/backup")
+    assert read_json(f"{backup}/manifest.json")["version"] == read_json(f"{bundle}/manifest.json")["version"]
+    assert read_json(f"{champion}/manifest.json")["version"] == "challenger-version"
+    family = next(iter(read_json(f"{champion}/manifest.json")["families"]))
+    assert read_bytes(f"{backup}/{family}/model.pt") == read_bytes(f"{bundle}/{family}/model.pt")
+    assert "_runs" not in children(champion)  # training checkpoints stay with the challenger

@@ -250,6 +250,26 @@ def test_reload_swaps_bundles_and_a_failed_reload_keeps_the_old_one(url, bundle,
     assert restored.status_code == 200 and score(url, events).json()["model_version"] == before["model_version"]
 
 
+def test_reload_from_cluster_storage(url, bundle, object_store, tmp_path):
+    """A bundle on S3: every scorer replica reads it from there, not from a local disk."""
+    from ocsf_ray.io.storage import copy_tree, read_json, write_json
+
+    remote = f"{object_store}/{tmp_path.name}/bundle"
+    copy_tree(bundle, remote, skip=("_runs",))
+    write_json(read_json(f"{remote}/manifest.json") | {"version": "on-s3"}, f"{remote}/manifest.json")
+    events = api_events(5, seed=15)
+    before = score(url, events).json()
+    try:
+        swapped = requests.post(f"{url}/v1/reload", json={"model": remote}, headers=AUTH, timeout=120)
+        assert swapped.status_code == 200 and swapped.json()["version"] == "on-s3"
+        after = score(url, events).json()
+        assert after["model_version"] == "on-s3"
+        assert [r["anomaly_score"] for r in after["results"]] == pytest.approx([r["anomaly_score"] for r in before["results"]])
+    finally:
+        restored = requests.post(f"{url}/v1/reload", json={"model": bundle}, headers=AUTH, timeout=120)
+    assert restored.status_code == 200
+
+
 def test_concurrent_requests_share_batches_and_metrics_count_them(url):
     assert requests.get(f"{url}/healthz", timeout=30).status_code == 200
     events = api_events(16, seed=15)

@@ -33,13 +33,17 @@ def test_two_workers_lower_the_loss_and_beat_the_untrained_model(trained):
     assert "torch" in manifest["libraries"] and manifest["version"]
 
 
-def test_resume_continues_where_it_stopped(featurized, tmp_path):
-    bundle = str(tmp_path / "bundle")
+def test_resume_continues_where_it_stopped(featurized, object_store, tmp_path):
+    """With the bundle on cluster storage (S3): Ray Train's checkpoints, the resume point
+    and the bundle are all read and written there (a local bundle takes the same code
+    through pyarrow's local filesystem, as every other test here does)."""
+    bundle = f"{object_store}/{tmp_path.name}"
     first = train_bundle(featurized, bundle, TrainOptions(**{**OPTIONS.to_dict(), "epochs": 2}), workers=2)
     resumed = train_bundle(featurized, bundle, TrainOptions(**{**OPTIONS.to_dict(), "epochs": 3}), workers=2, resume=True)
     before, after = first.runs["6003_log"].history, resumed.runs["6003_log"].history
     assert [m["epoch"] for m in after] == [-1, 0, 1, 2]
     assert after[:3] == before  # the first two epochs were not redone
+    assert load_bundle(bundle).families["6003_log"].model.config.embedding_dim == OPTIONS.embedding_dim
 
 
 def test_bundle_embeds_new_events_with_its_own_spec(trained, tmp_path):

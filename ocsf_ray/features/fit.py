@@ -5,10 +5,21 @@
 FeatureSpec. The same three functions serve the distributed and the single-process
 path, which is what makes them agree.
 
-Exactness: categorical counts and distinct counts are exact while each block has at
-most 4 x max_vocab distinct values; beyond that a block reports only its most frequent
-values, and the distinct count becomes the sum over blocks (an upper bound, so a column
-can only err towards being called an identifier). Numeric
+Identifiers are not features: their values are new with every request, trace or
+session, so a model learns nothing from them and every later day looks like drift.
+A distinct count near the row count is not enough to find them, because every event of
+one occurrence repeats its id (a trace's ~4 spans, a session's dozens of requests): trace
+ids were 27 % distinct and session ids 7 % in the synthetic archives. `decide_spec`
+therefore also drops a text column whose rows mostly carry values that lived only a moment
+of the fitted period (`_short_lived_share`: per-value first and last time, mergeable like
+the counts), and one whose OCSF name says it identifies an occurrence (`session`, `trace`,
+... `_uid`, see `FeatureOptions.occurrence_objects`): a day-long session id is as
+recurrent as a user name inside the day it was fitted on, and only its name tells them apart.
+
+Exactness: categorical counts, distinct counts and value lifetimes are exact while each
+block has at most 4 x max_vocab distinct values; beyond that a block reports only its most
+frequent values, and the distinct count becomes the sum over blocks (an upper bound, so a
+column can only err towards being called an identifier). Numeric
 quantiles are exact when every block holds at most `sample_per_block` values and
 otherwise come from uniform per-block samples weighted by block size (rank error
 about 1/sqrt(sample) per block).
@@ -79,8 +90,9 @@ def block_stats(frame: pl.DataFrame, normalisers: dict[str, str | None], options
         else:
             text = frame.select(normalised(column, normaliser)).to_series()
             distinct = text.n_unique() - (1 if series.null_count() else 0)
+            counts, lifetimes = _text_counts(text, frame.get_column("time") if "time" in frame.columns else None, top)
             entry |= {"numeric": False, "distinct": distinct, "truncated": distinct > top,
-                      "counts": _counts(text, top)}
+                      "counts": counts, "lifetimes": lifetimes}
         stats[column] = entry
     if "time" in frame.columns and frame.height:
         stats[TIME_SPAN] = {"min": int(frame.get_column("time").min()), "max": int(frame.get_column("time").max())}
@@ -90,6 +102,19 @@ def block_stats(frame: pl.DataFrame, normalisers: dict[str, str | None], options
 def _counts(text: pl.Series, top: int) -> dict[str, int]:
     counts = text.drop_nulls().value_counts(sort=True).head(top)
     return dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list()))
+
+
+def _text_counts(text: pl.Series, time: pl.Series | None, top: int) -> tuple[dict[str, int], dict | None]:
+    """The `top` most frequent values (ties by value): their counts and [first, last] event times."""
+    frame = pl.DataFrame({"value": text}).with_columns(time=time if time is not None else pl.lit(0, pl.Int64))
+    grouped = (
+        frame.drop_nulls("value").group_by("value")
+        .agg(pl.len().alias("n"), pl.col("time").min().alias("first"), pl.col("time").max().alias("last"))
+        .sort(["n", "value"], descending=[True, False]).head(top)
+    )
+    values, first, last = (grouped.get_column(c).to_list() for c in ("value", "first", "last"))
+    counts = dict(zip(values, grouped.get_column("n").to_list()))
+    return counts, ({v: [f, lt] for v, f, lt in zip(values, first, last)} if time is not None else None)
 
 
 def merge_stats(parts: list[dict]) -> dict:
@@ -119,7 +144,19 @@ def merge_stats(parts: list[dict]) -> dict:
                 into["min"] = _none_min(into["min"], entry["min"])
                 into["max"] = _none_max(into["max"], entry["max"])
                 into["samples"].append((entry["sample"], entry["weight"]))
+            else:
+                into["lifetimes"] = _merge_lifetimes(into["lifetimes"], entry["lifetimes"])
     return merged
+
+
+def _merge_lifetimes(into: dict | None, more: dict | None) -> dict | None:
+    """Per value: the earliest first and the latest last time of either part."""
+    if into is None or more is None:
+        return None
+    for value, (first, last) in more.items():
+        seen = into.get(value)
+        into[value] = [first, last] if seen is None else [min(seen[0], first), max(seen[1], last)]
+    return into
 
 
 def _none_min(a, b):
@@ -181,6 +218,12 @@ def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOpt
             dropped[column] = "constant"
         elif _distinct(entry) > options.id_like_ratio * entry["nonnull"] and entry["nonnull"] >= 20 and not forced:
             dropped[column] = f"id-like: {_distinct(entry)} distinct values in {entry['nonnull']} rows"
+        elif (occurrence := _occurrence_named(column, options)) and not forced:
+            dropped[column] = f"id-like: identifies one {occurrence} (new values with every {occurrence})"
+        elif (short := _short_lived_share(entry, span, options)) > options.max_short_lived_share \
+                and entry["nonnull"] >= 20 and not forced:
+            dropped[column] = (f"id-like: {short:.0%} of rows carry a value seen only within "
+                               f"{options.short_lived_fraction:.0%} of the fitted time span")
         else:
             feature = _categorical(column, normalisers.get(column), entry, options)
             covered = sum(counts.get(v, 0) for v in feature.vocabulary) / entry["nonnull"]
@@ -211,6 +254,24 @@ def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOpt
 def _distinct(entry: dict) -> int:
     """Exact distinct count while no block was truncated, else the sum over blocks (an upper bound)."""
     return entry["distinct"] if entry.get("truncated") else len(entry["counts"] or {})
+
+
+def _occurrence_named(column: str, options: FeatureOptions) -> str | None:
+    """The occurrence a `..._uid` / `..._id` text column identifies by its OCSF path
+    (`actor_session_uid` → session, `trace_uid` → trace), or None for entities (users, hosts)."""
+    *path, last = column.lower().split("_")
+    return next((p for p in path if p in options.occurrence_objects), None) if last in ("uid", "id") else None
+
+
+def _short_lived_share(entry: dict, span: dict, options: FeatureOptions) -> float:
+    """Share of rows whose value was seen only within `short_lived_fraction` of the fitted
+    time span (first to last event): near 1 for request and trace ids, near 0 for categories."""
+    lifetimes, width = entry.get("lifetimes"), span["max"] - span["min"]
+    if not lifetimes or width <= 0 or not entry["nonnull"]:
+        return 0.0
+    limit = options.short_lived_fraction * width
+    short = sum(entry["counts"].get(v, 0) for v, (first, last) in lifetimes.items() if last - first <= limit)
+    return short / entry["nonnull"]
 
 
 def _categorical(column: str, normaliser: str | None, entry: dict, options: FeatureOptions) -> CategoricalFeature:

@@ -22,6 +22,17 @@ class FeatureOptions:
         at least min_count times; everything else maps to UNSEEN_CODE.
     id_like_ratio: a text column with more distinct values than this share of its
         non-null rows (after normalisation) is an identifier and is dropped.
+    short_lived_fraction / max_short_lived_share: a text column is also an identifier when
+        more than max_short_lived_share of its rows carry a value whose first and last
+        event lie within short_lived_fraction of the fitted time span: ids repeated by
+        every event of one request or trace (4 spans of a trace: 25 % distinct, so the
+        ratio test misses them) but never again. In the synthetic archives such ids scored
+        100 % of rows, real categories at most 24 % (user names of application logs).
+    occurrence_objects: a text `..._uid` / `..._id` column whose OCSF path contains one of
+        these objects identifies an occurrence, not an entity, and is dropped whatever its
+        statistics: a session id used all day by one user recurs like the user's name in
+        the day it was fitted on, yet no value comes back the next day. Entity ids
+        (`actor_user_uid`, `device_uid`) are kept: they are the recurring categories.
     min_coverage: a text column whose kept vocabulary covers less than this share of its
         rows is mostly "unseen" and carries no signal (trace ids repeated a few times,
         random subnets): it is dropped.
@@ -48,6 +59,9 @@ class FeatureOptions:
     max_vocab: int = 1000
     min_count: int = 2
     id_like_ratio: float = 0.5
+    short_lived_fraction: float = 0.01
+    max_short_lived_share: float = 0.5
+    occurrence_objects: tuple[str, ...] = ("session", "trace", "span", "request", "transaction", "correlation")
     min_coverage: float = 0.5
     max_int_levels: int = 32
     clip: float = 10.0

@@ -7,8 +7,6 @@ actor when the cluster has GPUs, CPU actors otherwise.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Callable
 
 import numpy as np
@@ -20,6 +18,8 @@ from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.reference import FamilyIndex, TimeShards, build_shards, feature_vectors
 from ocsf_ray.index.scorer import EmbedBatches
 from ocsf_ray.index.search import mean_distance
+from ocsf_ray.io.sources import join_uri
+from ocsf_ray.io.storage import write_json
 from ocsf_ray.train.bundle import MANIFEST, read_manifest
 from ocsf_ray.train.data import FamilyFeatures, discover_features
 
@@ -114,6 +114,5 @@ def index_bundle(bundle: str, features_root: str, options: IndexOptions = IndexO
     if on_family:
         on_family("", len(manifest["families"]), len(manifest["families"]))
     manifest["index"] = {"options": options.to_dict(), "families": summary}
-    with open(os.path.join(bundle, MANIFEST), "w") as handle:
-        json.dump(manifest, handle, indent=1)
+    write_json(manifest, join_uri(bundle, MANIFEST))
     return summary

@@ -13,8 +13,7 @@ the shards around its own time (see `IndexOptions.exclusion_minutes`).
 
 from __future__ import annotations
 
-import json
-import os
+import io
 from dataclasses import dataclass
 
 import faiss
@@ -26,6 +25,8 @@ from ocsf_ray.features.transform import feature_columns
 from ocsf_ray.index.calibration import ScoreCalibration
 from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.search import IndexInfo, build_index, on_best_device, search_excluding
+from ocsf_ray.io.sources import join_uri, write_bytes, write_parquet
+from ocsf_ray.io.storage import exists, read_bytes, read_json, write_json
 
 INDEX, REFERENCE, CALIBRATION = "index.npz", "reference.parquet", "calibration.json"
 MIN_SHARDS = 4  # below this, excluding 3 shards around a query would leave too little
@@ -121,36 +122,36 @@ class FamilyIndex:
         )
 
     def save(self, bundle: str) -> None:
-        directory = os.path.join(bundle, self.family)
+        directory = join_uri(bundle, self.family)
         stored = {"embeddings": self.embeddings}
         stored |= {f"embedding_{j}": faiss.serialize_index(s) for j, s in enumerate(self.shards)}
         stored |= {f"features_{j}": faiss.serialize_index(s) for j, s in enumerate(self.feature_shards)}
-        np.savez(os.path.join(directory, INDEX), **stored)
-        self.reference.write_parquet(os.path.join(directory, REFERENCE))
-        with open(os.path.join(directory, CALIBRATION), "w") as handle:
-            json.dump({"calibration": self.calibration.to_dict(), "time_shards": self.time_shards.__dict__,
-                       "index": self.info.to_dict(), "options": self.options.to_dict()}, handle, indent=1)
+        buffer = io.BytesIO()
+        np.savez(buffer, **stored)
+        write_bytes(buffer.getvalue(), join_uri(directory, INDEX))
+        write_parquet(self.reference, join_uri(directory, REFERENCE))
+        write_json({"calibration": self.calibration.to_dict(), "time_shards": self.time_shards.__dict__,
+                    "index": self.info.to_dict(), "options": self.options.to_dict()}, join_uri(directory, CALIBRATION))
 
     @classmethod
     def load(cls, bundle: str, family: str, spec: FeatureSpec) -> "FamilyIndex":
         """Read a family's indexes, moved to every GPU present (feature vectors are
         rebuilt from the reference rows with the family's spec rather than stored)."""
-        directory = os.path.join(bundle, family)
-        path = os.path.join(directory, CALIBRATION)
-        if not os.path.exists(path):
+        directory = join_uri(bundle, family)
+        path = join_uri(directory, CALIBRATION)
+        if not exists(path):
             raise FileNotFoundError(f"bundle {bundle} has no index for {family}: train it with `ocsf-ray train` or `run`")
-        with open(path) as handle:
-            saved = json.load(handle)
+        saved = read_json(path)
         time_shards = TimeShards(saved["time_shards"]["start_ms"], saved["time_shards"]["width_ms"],
                                  tuple(saved["time_shards"]["bounds"]))
         count = len(time_shards.bounds) - 1
-        with np.load(os.path.join(directory, INDEX)) as stored:
+        with np.load(io.BytesIO(read_bytes(join_uri(directory, INDEX)))) as stored:
             shards, feature_shards = (
                 [on_best_device(faiss.deserialize_index(stored[f"{kind}_{j}"])) for j in range(count)]
                 for kind in ("embedding", "features")
             )
             embeddings = stored["embeddings"]
-        reference = pl.read_parquet(os.path.join(directory, REFERENCE))
+        reference = pl.read_parquet(io.BytesIO(read_bytes(join_uri(directory, REFERENCE))))
         return cls(
             family, shards, feature_shards, time_shards, reference, ScoreCalibration.from_dict(saved["calibration"]),
             IndexInfo(**saved["index"]), IndexOptions(**saved["options"]), embeddings, feature_vectors(reference, spec),

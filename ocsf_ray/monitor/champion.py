@@ -31,10 +31,11 @@ from ocsf_ray.features.spec import FeatureOptions, save_specs
 from ocsf_ray.features.transform import feature_columns
 from ocsf_ray.index import IndexOptions, index_bundle
 from ocsf_ray.io.ingest import CanonicalArchive
-from ocsf_ray.io.sources import filesystem_for, join_uri, write_parquet
+from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes, write_parquet
+from ocsf_ray.io.storage import copy_tree, exists, is_uri, read_bytes
 from ocsf_ray.monitor.current import features_since
 from ocsf_ray.monitor.options import MonitorOptions
-from ocsf_ray.train.bundle import load_family, read_manifest
+from ocsf_ray.train.bundle import MANIFEST, load_family, read_manifest
 from ocsf_ray.train.data import discover_features, time_cutoff
 from ocsf_ray.train.loop import validate
 from ocsf_ray.train.options import TrainOptions
@@ -147,13 +148,19 @@ def decide(families: dict[str, dict], champion_families: list[str]) -> tuple[boo
 
 def promote(champion: str, challenger: str, backups: str) -> str:
     """Replace the champion bundle with the challenger, after copying the champion to
-    `<backups>/<its version>`; the backup's path. The new bundle is assembled beside the
-    champion and swapped in by renames, so no reader sees a half-copied bundle."""
-    version = read_manifest(champion)["version"]
-    backup = os.path.join(backups, version)
-    if os.path.exists(backup):
+    `<backups>/<its version>`; the backup's location. On local disk the new bundle is
+    assembled beside the champion and swapped in by renames, so no reader sees a
+    half-copied bundle. Object stores have no rename: there the challenger's files are
+    copied over the champion's (both model the same families, `decide` saw to that) and
+    its manifest last, since readers take a bundle's version from its manifest."""
+    backup = join_uri(backups, read_manifest(champion)["version"])
+    if exists(backup):
         backup = f"{backup}-{uuid.uuid4().hex[:8]}"
-    shutil.copytree(champion, backup)
+    copy_tree(champion, backup)
+    if is_uri(champion):
+        copy_tree(challenger, champion, skip=("_runs", MANIFEST))
+        write_bytes(read_bytes(join_uri(challenger, MANIFEST)), join_uri(champion, MANIFEST))
+        return backup
     base = os.path.abspath(champion).rstrip(os.sep)
     staging, retired = f"{base}.incoming-{uuid.uuid4().hex[:8]}", f"{base}.retired-{uuid.uuid4().hex[:8]}"
     shutil.copytree(challenger, staging, ignore=shutil.ignore_patterns("_runs"))

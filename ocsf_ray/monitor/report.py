@@ -8,8 +8,6 @@ bundle's reference (embeddings, features, scores); overall, whether to retrain a
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -18,6 +16,7 @@ import polars as pl
 from ocsf_ray.index.scorer import FamilyScorer
 from ocsf_ray.io.ingest import CanonicalArchive
 from ocsf_ray.io.sources import join_uri
+from ocsf_ray.io.storage import write_json
 from ocsf_ray.monitor.current import featurize_with_bundle, sample_features
 from ocsf_ray.monitor.drift import embedding_drift, feature_drift, score_drift
 from ocsf_ray.monitor.options import MonitorOptions
@@ -85,9 +84,7 @@ def monitor_archive(bundle: str, archive: CanonicalArchive, root: str, options: 
 
 
 def write_report(report: dict, root: str) -> str:
-    """`<root>/report.json` (root: `<out>/monitor`, a local directory)."""
-    os.makedirs(root, exist_ok=True)
-    path = os.path.join(root, REPORT)
-    with open(path, "w") as handle:
-        json.dump(report, handle, indent=1, default=lambda value: value.item())
+    """`<root>/report.json` (root: `<out>/monitor`, local or on cluster storage)."""
+    path = join_uri(root, REPORT)
+    write_json(report, path)
     return path

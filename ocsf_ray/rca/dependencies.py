@@ -14,6 +14,7 @@ import pyarrow as pa
 import yaml
 
 from ocsf_ray.io.ingest import CanonicalArchive
+from ocsf_ray.io.storage import read_bytes
 from ocsf_ray.rca.signals import collect
 
 SPAN_FIELDS = ("span_uid", "span_id")
@@ -63,8 +64,7 @@ def trace_dependencies(archive: CanonicalArchive, families: list[str]) -> nx.DiG
 
 def declared_dependencies(path: str) -> nx.DiGraph:
     """A YAML mapping `caller: [callee, ...]` as a dependency graph."""
-    with open(path) as handle:
-        declared = yaml.safe_load(handle) or {}
+    declared = yaml.safe_load(read_bytes(path)) or {}
     if not isinstance(declared, dict) or not all(isinstance(v, list) for v in declared.values()):
         raise ValueError(f"{path}: expected a mapping of caller to a list of callees")
     graph = nx.DiGraph()

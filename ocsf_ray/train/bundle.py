@@ -1,5 +1,9 @@
 """Model bundles: one directory that `score`, `serve` and `monitor` accept as is.
 
+A bundle may live on local disk or on cluster storage (a URI): it is read and written
+only through `ocsf_ray.io.storage`, so the scoring actors and Serve replicas on any node
+load the same bundle the driver wrote.
+
     <bundle>/manifest.json                 version, created, per-family data summary, library versions
     <bundle>/<family>/model.pt             encoder weights (no projection head: it is for training only)
     <bundle>/<family>/model_config.json
@@ -9,10 +13,8 @@
 
 from __future__ import annotations
 
-import json
-import os
+import io
 import platform
-import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,9 +26,12 @@ import torch
 
 from ocsf_ray.features.spec import FeatureSpec
 from ocsf_ray.features.transform import extract, feature_columns
+from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes
+from ocsf_ray.io.storage import children, exists, is_uri, read_bytes, read_json, remove, write_json
 from ocsf_ray.train.model import ModelConfig, TabularResNet
 
 MANIFEST = "manifest.json"
+STATE = "state.pt"  # a training checkpoint's one file (train/loop.py writes it)
 
 
 def library_versions() -> dict[str, str]:
@@ -40,40 +45,54 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def read_history(checkpoint_dir: str) -> list[dict]:
+def _torch_load(uri: str, **options):
+    return torch.load(io.BytesIO(read_bytes(uri)), map_location="cpu", **options)
+
+
+def checkpoint_state(checkpoint: str) -> dict:
+    """A training checkpoint's state (local directory or URI): weights, epoch, history."""
+    return _torch_load(join_uri(checkpoint, STATE), weights_only=False)
+
+
+def checkpoint_uri(path: str, storage: str) -> str:
+    """Ray reports checkpoint paths inside the storage's filesystem ("bucket/key" for
+    s3://bucket/key): put the storage's scheme back."""
+    return path if is_uri(path) or not is_uri(storage) else filesystem_for(storage)[2] + path
+
+
+def read_history(checkpoint: str) -> list[dict]:
     """Every epoch's metrics so far, as kept in a checkpoint (Ray keeps only the best
     checkpoints, so their metrics alone would miss epochs)."""
-    state = torch.load(os.path.join(checkpoint_dir, "state.pt"), map_location="cpu", weights_only=False)
-    return state["history"]
+    return checkpoint_state(checkpoint)["history"]
 
 
 def latest_checkpoint(run_dir: str) -> str | None:
     """The checkpoint of a run's latest epoch, to resume from."""
-    if not os.path.isdir(run_dir):
-        return None
     found = []
-    for entry in os.listdir(run_dir):
-        state = os.path.join(run_dir, entry, "state.pt")
-        if entry.startswith("checkpoint") and os.path.exists(state):
-            epoch = torch.load(state, map_location="cpu", weights_only=False)["epoch"]
-            found.append((epoch, os.path.join(run_dir, entry)))
+    for entry in children(run_dir):
+        state = join_uri(run_dir, entry, STATE)
+        if entry.startswith("checkpoint") and exists(state):
+            found.append((checkpoint_state(join_uri(run_dir, entry))["epoch"], join_uri(run_dir, entry)))
     return max(found)[1] if found else None
 
 
-def write_family(bundle: str, family: str, checkpoint_dir: str, model_config: ModelConfig,
+def _write_torch(value, uri: str) -> None:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    write_bytes(buffer.getvalue(), uri)
+
+
+def write_family(bundle: str, family: str, checkpoint: str, model_config: ModelConfig,
                  spec: FeatureSpec, history: list[dict]) -> None:
     """Copy the chosen checkpoint's encoder and its spec and history into the bundle."""
-    target = os.path.join(bundle, family)
-    os.makedirs(target, exist_ok=True)
-    state = torch.load(os.path.join(checkpoint_dir, "state.pt"), map_location="cpu", weights_only=False)
+    target = join_uri(bundle, family)
+    state = checkpoint_state(checkpoint)
     encoder = {k.removeprefix("encoder."): v for k, v in state["model"].items() if k.startswith("encoder.")}
-    torch.save(encoder, os.path.join(target, "model.pt"))
-    with open(os.path.join(target, "model_config.json"), "w") as handle:
-        json.dump(model_config.to_dict(), handle, indent=1)
-    with open(os.path.join(target, "feature_spec.json"), "w") as handle:
-        json.dump(spec.to_dict(), handle, indent=1)
-    with open(os.path.join(target, "metrics.json"), "w") as handle:
-        json.dump({"chosen_epoch": state["epoch"], "best_val_top1": state["best"], "history": history}, handle, indent=1)
+    _write_torch(encoder, join_uri(target, "model.pt"))
+    write_json(model_config.to_dict(), join_uri(target, "model_config.json"))
+    write_json(spec.to_dict(), join_uri(target, "feature_spec.json"))
+    write_json({"chosen_epoch": state["epoch"], "best_val_top1": state["best"], "history": history},
+               join_uri(target, "metrics.json"))
 
 
 def write_manifest(bundle: str, families: dict[str, dict], skipped: dict[str, str], options: dict) -> dict:
@@ -85,8 +104,7 @@ def write_manifest(bundle: str, families: dict[str, dict], skipped: dict[str, st
         "train_options": options,
         "libraries": library_versions(),
     }
-    with open(os.path.join(bundle, MANIFEST), "w") as handle:
-        json.dump(manifest, handle, indent=1)
+    write_json(manifest, join_uri(bundle, MANIFEST))
     return manifest
 
 
@@ -128,24 +146,20 @@ class ModelBundle:
 
 
 def read_manifest(path: str) -> dict:
-    with open(os.path.join(path, MANIFEST)) as handle:
-        return json.load(handle)
+    return read_json(join_uri(path, MANIFEST))
 
 
 def family_spec(path: str, family: str) -> FeatureSpec:
-    with open(os.path.join(path, family, "feature_spec.json")) as handle:
-        return FeatureSpec.from_dict(json.load(handle))
+    return FeatureSpec.from_dict(read_json(join_uri(path, family, "feature_spec.json")))
 
 
 def load_family(path: str, family: str, device: torch.device | None = None) -> FamilyModel:
     """One family's encoder in eval mode on the best device present, with its spec."""
     device = device or best_device()
-    directory = os.path.join(path, family)
-    with open(os.path.join(directory, "model_config.json")) as handle:
-        config = ModelConfig.from_dict(json.load(handle))
+    config = ModelConfig.from_dict(read_json(join_uri(path, family, "model_config.json")))
     spec = family_spec(path, family)
     model = TabularResNet(config)
-    model.load_state_dict(torch.load(os.path.join(directory, "model.pt"), map_location="cpu"))
+    model.load_state_dict(_torch_load(join_uri(path, family, "model.pt")))
     return FamilyModel(family, model.to(device).eval(), spec, device)
 
 
@@ -157,9 +171,6 @@ def load_bundle(path: str, device: torch.device | None = None) -> ModelBundle:
 
 def reset_bundle_dir(path: str) -> None:
     """Families of an earlier bundle in the same place must not survive into a new one."""
-    if os.path.isdir(path):
-        for entry in os.listdir(path):
-            if entry != "_runs":
-                full = os.path.join(path, entry)
-                shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
-    os.makedirs(path, exist_ok=True)
+    for entry in children(path):
+        if entry != "_runs":
+            remove(join_uri(path, entry))

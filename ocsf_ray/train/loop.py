@@ -15,12 +15,11 @@ import time
 import torch
 from torch.nn import functional as F
 
+from ocsf_ray.train.bundle import STATE
 from ocsf_ray.train.data import collate
 from ocsf_ray.train.model import ContrastiveModel, ModelConfig
 from ocsf_ray.train.objective import alignment_uniformity, corrupt, nt_xent, retrieval_top1
 from ocsf_ray.train.options import TrainOptions
-
-STATE_FILE = "state.pt"
 
 
 def _views(model, codes, numerics, options: TrainOptions, generator=None):
@@ -90,7 +89,7 @@ def train_loop_per_worker(config: dict) -> None:
         checkpoint = ray.train.Checkpoint(config["resume_from"])
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            state = torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=False)
+            state = torch.load(os.path.join(directory, STATE), map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best, stale, history = state["epoch"] + 1, state["best"], state["stale"], state["history"]
@@ -135,6 +134,6 @@ def train_loop_per_worker(config: dict) -> None:
             if ray.train.get_context().get_world_rank() == 0:
                 state = {"model": getattr(model, "module", model).state_dict(), "optimizer": optimizer.state_dict(),
                          "epoch": epoch, "best": best, "stale": stale, "history": history}
-                torch.save(state, os.path.join(directory, STATE_FILE))
+                torch.save(state, os.path.join(directory, STATE))
                 saved = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(metrics, checkpoint=saved)

@@ -2,16 +2,18 @@
 
 Runs live under `<bundle>/_runs/<family>`; starting `train` again with the same output
 and `resume=True` makes Ray Train restore each unfinished run from its latest checkpoint.
+When the bundle is a URI, so is Ray Train's storage: workers on any node upload their
+checkpoints there and the driver reads the chosen one back.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ocsf_ray.train.bundle import latest_checkpoint, read_history, reset_bundle_dir, write_family, write_manifest
+from ocsf_ray.io.sources import join_uri
+from ocsf_ray.io.storage import absolute, remove
+from ocsf_ray.train.bundle import checkpoint_uri, latest_checkpoint, read_history, reset_bundle_dir, write_family, write_manifest
 from ocsf_ray.train.data import FamilyFeatures, chronological_split, discover_features
 from ocsf_ray.train.loop import train_loop_per_worker
 from ocsf_ray.train.model import ModelConfig
@@ -37,7 +39,7 @@ def gpu_available() -> bool:
 class FamilyRun:
     family: str
     history: list[dict]
-    checkpoint_dir: str
+    checkpoint: str  # the best epoch's checkpoint: a local directory or a URI
     model_config: ModelConfig
     train_rows: int
     val_rows: int
@@ -65,7 +67,7 @@ def train_family(
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
         run_config=RunConfig(
             name=features.family,
-            storage_path=os.path.abspath(runs_dir) if "://" not in runs_dir else runs_dir,
+            storage_path=absolute(runs_dir),
             checkpoint_config=CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute="val_top1", checkpoint_score_order="max"
             ),
@@ -77,8 +79,9 @@ def train_family(
     if result.error:
         raise result.error
     best = result.get_best_checkpoint(metric="val_top1", mode="max") or result.checkpoint
-    history = read_history(result.checkpoint.path)
-    return FamilyRun(features.family, history, best.path, model_config, train_rows, val_rows, cutoff)
+    history = read_history(checkpoint_uri(result.checkpoint.path, runs_dir))
+    return FamilyRun(features.family, history, checkpoint_uri(best.path, runs_dir), model_config,
+                     train_rows, val_rows, cutoff)
 
 
 @dataclass
@@ -96,11 +99,10 @@ def train_bundle(
     """Train every family found under a `featurize` output and write one bundle."""
     found = discover_features(features_root)
     chosen = {f: v for f, v in found.items() if not families or f in families}
-    runs_dir = os.path.join(bundle, "_runs")
+    runs_dir = join_uri(bundle, "_runs")
     if not resume:
         reset_bundle_dir(bundle)
-        shutil.rmtree(runs_dir, ignore_errors=True)
-    os.makedirs(bundle, exist_ok=True)
+        remove(runs_dir)
     summary, skipped, runs = {}, {}, {}
     for i, (family, features) in enumerate(chosen.items()):
         if on_family:
@@ -109,11 +111,11 @@ def train_bundle(
         if features.rows < options.min_rows:
             skipped[family] = f"too small to learn from: {features.rows} rows < min_rows {options.min_rows}"
             continue
-        resume_from = latest_checkpoint(os.path.join(runs_dir, family)) if resume else None
+        resume_from = latest_checkpoint(join_uri(runs_dir, family)) if resume else None
         run = train_family(features, runs_dir, options, workers, use_gpu, resume_from)
         epochs = [m for m in run.history if m["epoch"] >= 0]
         with_best = max(epochs, key=lambda m: m["val_top1"], default={})
-        write_family(bundle, family, run.checkpoint_dir, run.model_config, features.spec, run.history)
+        write_family(bundle, family, run.checkpoint, run.model_config, features.spec, run.history)
         runs[family] = run
         summary[family] = {
             "rows": features.rows, "train_rows": run.train_rows, "val_rows": run.val_rows,
