@@ -1,8 +1,8 @@
 """Drift verdicts: `ocsf-ray monitor` against an uncorrected per-dimension KS rule.
 
 One synthetic system A (`--seed`, `--services`, no incidents) over `--days` days; a small
-bundle is trained and indexed on its first day, on the families and feature options of
-tests/test_monitor.py (API logs, spans, metrics; `service_version` left out, see
+bundle is trained and indexed on its first day, with the feature options and training
+settings of tests/test_monitor.py on API logs, spans and metrics (`service_version` left out, see
 docs/MONITORING.md, Known limits). Cases, each ingested and checked on its own:
 
 - every later day of A: the same system, expected **no drift**;
