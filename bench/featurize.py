@@ -7,7 +7,7 @@ Input: the real seed sample `../shared/data/seed-sample/ocsf_logs.parquet` repli
   `LabelEncoder` per categorical, `StandardScaler` on numerics, hour and day of week from
   `pd.to_datetime(time, unit="ms")`, written to Parquet) on the columns the ocsf-ray spec picks,
   where the file has them flat. What ocsf-ray replaces; target: Ray path >= 5x faster.
-* polars: the same ocsf-ray functions (`read_chunk`, `flatten`, `canonicalize`, `fit_spec`,
+* polars: the same ocsf-ray functions (`read_chunk`, `canonicalize`, `fit_spec`,
   `extract`) in one process without Ray, so the difference is what Ray costs on one machine;
   target: Ray path >= 0.7x its speed.
 * ray: `read_events` + `featurize_archive` on a local Ray (`start_ray(num_cpus=4)`), end to end
@@ -109,13 +109,13 @@ def run_ray(source: Path, out: Path, profile: bool) -> dict:
 
 def run_polars(source: Path, out: Path) -> dict:
     from ocsf_ray.features import extract, fit_spec
-    from ocsf_ray.io import IngestOptions, canonicalize, flatten, plan_chunks, read_chunk, resolve_inputs
+    from ocsf_ray.io import IngestOptions, canonicalize, plan_chunks, read_chunk, resolve_inputs
 
     t0 = time.perf_counter()
     parts = []
     for chunk in plan_chunks(resolve_inputs([str(source)])):
-        raw, _ = read_chunk(chunk)
-        parts.append(canonicalize(raw, flatten(raw), chunk.file.uri, IngestOptions())[0])
+        flat, _ = read_chunk(chunk)
+        parts.append(canonicalize(flat, chunk.file.uri, IngestOptions())[0])
     events = pl.concat(parts, how="diagonal_relaxed")
     del parts
     t1 = time.perf_counter()

@@ -139,6 +139,8 @@ def _ingestion_table(archive, out: str, elapsed: float) -> Table:
     summary.add_row("rows read", f"{archive.rows_read:,}")
     summary.add_row("accepted", f"{archive.accepted:,}")
     summary.add_row("rejected", f"{archive.rejected:,}" + (f"  → {out}/rejects/" if archive.rejected else ""))
+    if archive.duplicate_uids:
+        summary.add_row("duplicate metadata_uid", f"{archive.duplicate_uids:,} (renamed <uid>#<n>)")
     summary.add_row("throughput", f"{archive.rows_read / elapsed:,.0f} events/s ({elapsed:.1f} s)")
     return summary
 
@@ -724,7 +726,8 @@ def _report_step(out: str, bundle: str, manifest: dict, archive, threshold: floa
     embeddings, embedded_scores, flagged = embedding_sample(bundle, out, largest, 1500, threshold)
     summary = [
         ("events read", f"{archive.rows_read:,}"), ("accepted", f"{archive.accepted:,}"),
-        ("rejected", f"{archive.rejected:,}"), ("families", str(len(archive.families))),
+        ("rejected", f"{archive.rejected:,}"), ("duplicate metadata_uid", f"{archive.duplicate_uids:,}"),
+        ("families", str(len(archive.families))),
         ("scored", f"{int(counts['scored'].sum()):,}"), ("flagged", f"{int(counts['flagged'].sum()):,}"),
         ("threshold", f"percentile {threshold:g} of each family's reference scores"),
         ("model bundle", f"{bundle} (version {manifest['version']})"),
@@ -756,5 +759,24 @@ def serve(
         f"serving {model} at {url} (POST /v1/score); Ctrl-C stops", highlight=False))
 
 
+def main() -> None:
+    """The `ocsf-ray` console entry: the verbs, with any error that escapes them printed as
+    one line and exit status 1 (set OCSF_RAY_TRACEBACK=1 to see the stack trace)."""
+    import os
+    import sys
+
+    try:
+        app()
+    except Exception as err:  # noqa: BLE001 - the console gets one line, never a stack trace
+        if os.environ.get("OCSF_RAY_TRACEBACK"):
+            raise
+        from rich.markup import escape
+
+        first = next((line for line in str(err).splitlines() if line.strip()), "")
+        console.print(f"[bold red]error:[/] {escape(type(err).__name__)}: {escape(first)} "
+                      "(OCSF_RAY_TRACEBACK=1 shows where)", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    main()

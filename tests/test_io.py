@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ocsf_ray.io import (
-    IngestOptions, InputError, canonicalize, decimal_to_hex128, flatten, plan_chunks, read_chunk,
+    IngestOptions, InputError, canonicalize, decimal_to_hex128, plan_chunks, read_chunk,
     read_events, resolve_inputs,
 )
 from ocsf_shapes import api_events, flattened, json_strings
@@ -20,8 +20,8 @@ from ocsf_shapes import api_events, flattened, json_strings
 def canonical_of(path: str) -> pl.DataFrame:
     """Canonical events of a single-chunk file, in-process (no Ray)."""
     (chunk,) = plan_chunks(resolve_inputs([path]))
-    raw, read_rejects = read_chunk(chunk)
-    events, rejects = canonicalize(raw, flatten(raw), chunk.file.uri, IngestOptions())
+    flat, read_rejects = read_chunk(chunk)
+    events, rejects = canonicalize(flat, chunk.file.uri, IngestOptions())
     assert read_rejects.height == 0 and rejects.height == 0
     return events.sort("metadata_uid")
 
@@ -91,9 +91,9 @@ BAD_LINES = {
     "unparsable JSON": '{"class_uid": 6003, "time": ',
     "not a JSON object": "[1, 2, 3]",
     "missing time": json.dumps({"class_uid": 6003, "metadata": {"uid": "no-time"}}),
-    "unparsable time": json.dumps({"class_uid": 6003, "time": "yesterday-ish"}),
-    "class_uid: not an integer": json.dumps({"class_uid": "api", "time": 1768921951935}),
-    "severity_id: not an integer": json.dumps({"class_uid": 6003, "severity_id": 2.5, "time": 1768921951935}),
+    "time: not a plausible time": json.dumps({"class_uid": 6003, "time": "yesterday-ish"}),
+    "class_uid: not a non-negative integer": json.dumps({"class_uid": "api", "time": 1768921951935}),
+    "severity_id: not a non-negative integer": json.dumps({"class_uid": 6003, "severity_id": 2.5, "time": 1768921951935}),
 }
 
 

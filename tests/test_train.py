@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ocsf_ray.io import IngestOptions, canonicalize, flatten, plan_chunks, read_chunk, resolve_inputs
+from ocsf_ray.io import IngestOptions, canonicalize, plan_chunks, read_chunk, resolve_inputs
 from ocsf_ray.train import TrainOptions, load_bundle, train_bundle
 from ocsf_shapes import api_events
 
@@ -52,8 +52,8 @@ def test_bundle_embeds_new_events_with_its_own_spec(trained, tmp_path):
     path = tmp_path / "new.ndjson"
     path.write_text("\n".join(json.dumps(e) for e in api_events(40, seed=99)) + "\n")
     (chunk,) = plan_chunks(resolve_inputs([str(path)]))
-    raw, _ = read_chunk(chunk)
-    events, _ = canonicalize(raw, flatten(raw), str(path), IngestOptions())
+    flat, _ = read_chunk(chunk)
+    events, _ = canonicalize(flat, str(path), IngestOptions())
     embeddings = model.embed_events(events)
     assert embeddings.shape == (40, OPTIONS.embedding_dim)
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)

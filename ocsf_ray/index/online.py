@@ -1,6 +1,6 @@
 """Online scoring: the JSON events of a request → one result each, in input order.
 
-The batch path's own functions do the work (`records_frame`, `flatten`, `canonicalize`,
+The batch path's own functions do the work (`frame_records`, `canonicalize`,
 `extract`, `FamilyScorer.score`, `explain`), so an event scores the same online as in
 `ocsf-ray score`. Two steps, so that a server can batch concurrent requests:
 
@@ -26,9 +26,8 @@ from ocsf_ray.features.transform import extract, feature_columns
 from ocsf_ray.index.explain import explain, raw_values
 from ocsf_ray.index.scorer import FamilyScorer
 from ocsf_ray.io.canonical import canonicalize
-from ocsf_ray.io.flatten import flatten
 from ocsf_ray.io.options import IngestOptions
-from ocsf_ray.io.readers import records_frame
+from ocsf_ray.io.records import ROW, frame_records
 from ocsf_ray.train.bundle import read_manifest
 
 SOURCE = "request"  # an event without metadata.uid is named `request:<position>`
@@ -105,20 +104,23 @@ class RequestRows:
     errors: dict[int, dict] = field(default_factory=dict)  # position → result with `error`
 
 
-def _uids(flat: pl.DataFrame) -> list:
-    return flat.get_column("metadata_uid").cast(pl.String).to_list() if "metadata_uid" in flat.columns else [None] * flat.height
+def _uids(flat: pl.DataFrame) -> dict[int, str | None]:
+    """Each flattened record's given metadata_uid by its position in the request."""
+    if "metadata_uid" not in flat.columns:
+        return {}
+    return dict(zip(flat.get_column(ROW).to_list(), flat.get_column("metadata_uid").cast(pl.String).to_list()))
 
 
 def featurize_request(bundle: ServedBundle, records: list[dict], options: IngestOptions = IngestOptions()) -> RequestRows:
     """Normalise one request's events as ingestion does and extract each family's features
     with the bundle's own FeatureSpec."""
-    raw = records_frame(records, list(range(len(records))))
-    flat = flatten(raw)
-    events, rejects = canonicalize(raw, flat, SOURCE, options)
+    flat, shape_rejects = frame_records(records, list(range(len(records))), SOURCE)
+    events, rejects = canonicalize(flat, SOURCE, options)
+    rejects = pl.concat([shape_rejects, rejects])
     request = RequestRows(len(records))
     uids = _uids(flat)
     for row, reason in rejects.select("row", "reason").iter_rows():
-        request.errors[row] = {"metadata_uid": uids[row], "error": reason}
+        request.errors[row] = {"metadata_uid": uids.get(row), "error": reason}
     if events.height == 0:
         return request
     accepted = np.setdiff1d(np.arange(len(records)), rejects.get_column("row").to_numpy())  # canonicalize keeps order

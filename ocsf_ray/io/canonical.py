@@ -1,7 +1,9 @@
 """Canonical typing, identity, validation and classification of flattened OCSF records.
 
-Pure Polars functions from frame to frame: `canonicalize(raw, flat, source, options)`
-returns the accepted canonical events and the rejected rows with their reasons.
+Pure Polars functions from frame to frame: `canonicalize(flat, source, options)` returns
+the accepted canonical events and the rejected rows with their reasons. Types come from
+the OCSF dictionary (`ocsf_ray.io.schema`) and are checked per row: a value that does not
+fit its attribute rejects its own row, never the column, so no other row loses anything.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import numpy as np
 import polars as pl
 
 from ocsf_ray.io.options import IngestOptions
-from ocsf_ray.io.readers import REJECT_SCHEMA, ROW
+from ocsf_ray.io.records import REJECT_SCHEMA, ROW
+from ocsf_ray.io.schema import Attribute, column_attribute
 
-# Fields whose type the OCSF schema fixes as integers; a value of another type rejects the row.
-ENUM_FIELDS = ("class_uid", "category_uid", "activity_id", "type_uid", "severity_id", "status_id")
 TRACE_ID_FIELDS = ("trace_id", "trace_uid", "trace_trace_id")
 ISO_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f",
 )
 BASE_EVENT_CLASS = 0
+# A plausible event time: from the epoch up to 2200-01-01 (ms).
+TIME_RANGE_MS = (0, 7_258_118_400_000)
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$"
 IDENTITY = ("metadata_uid", "time", "class_uid", "source_kind", "service", "family")
 
 
@@ -33,13 +37,15 @@ def epoch_ms(column: str, dtype: pl.DataType) -> pl.Expr:
     """
     col = pl.col(column)
     if isinstance(dtype, pl.Datetime):
-        return col.dt.replace_time_zone(None).dt.epoch("ms") if dtype.time_zone else col.dt.epoch("ms")
+        return col.dt.epoch("ms")
     if dtype == pl.Date:
         return col.cast(pl.Datetime("ms")).dt.epoch("ms")
     if dtype.is_numeric():
         number = col.cast(pl.Float64)
+        number = pl.when(number.is_finite()).then(number)
     elif dtype == pl.String:
         number = col.str.strip_chars().cast(pl.Float64, strict=False)
+        number = pl.when(number.is_finite()).then(number)
     else:
         return pl.lit(None, dtype=pl.Int64)
     magnitude = number.abs()
@@ -49,6 +55,7 @@ def epoch_ms(column: str, dtype: pl.DataType) -> pl.Expr:
         .when(magnitude < 1e17).then(number / 1e3)
         .otherwise(number / 1e6)
     ).round(0).cast(pl.Int64, strict=False)
+    by_magnitude = pl.when(by_magnitude.is_between(*TIME_RANGE_MS, closed="left")).then(by_magnitude)
     if dtype != pl.String:
         return by_magnitude
     text = col.str.strip_chars()
@@ -56,7 +63,8 @@ def epoch_ms(column: str, dtype: pl.DataType) -> pl.Expr:
         text.str.to_datetime(fmt, strict=False, time_unit="ms", time_zone="UTC").dt.epoch("ms")
         for fmt in ISO_FORMATS
     ]
-    return pl.coalesce([by_magnitude, *parsed])
+    parsed = pl.coalesce(parsed)
+    return pl.coalesce([by_magnitude, pl.when(parsed.is_between(*TIME_RANGE_MS, closed="left")).then(parsed)])
 
 
 def decimal_to_hex128(values: pl.Series) -> pl.Series:
@@ -91,53 +99,84 @@ def _normalise_trace_ids(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     return frame.with_columns(ids.scatter(index, converted))
 
 
-def _enum_problem(column: str, dtype: pl.DataType) -> pl.Expr:
-    """Reason text when a schema-fixed integer field holds something that is not an integer."""
-    col = pl.col(column)
-    if dtype.is_integer() or dtype == pl.Null:
-        return pl.lit(None, dtype=pl.String)
-    if dtype.is_float():
-        bad = col.is_not_null() & (col.round(0) != col)
-    else:
-        bad = col.is_not_null() & col.cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False).is_null()
-    return pl.when(bad).then(pl.format(f"{column}: not an integer: {{}}", col.cast(pl.String)))
-
-
-def _enum_value(column: str, dtype: pl.DataType) -> pl.Expr:
-    col = pl.col(column)
-    if dtype == pl.String:
-        col = col.str.strip_chars()
-    if dtype.is_float():
-        col = col.round(0)
-    return col.cast(pl.Int64, strict=False)
-
-
 def _is_identifier(name: str) -> bool:
     return name.endswith(("_uid", "_id", "_ip")) or name in ("uid", "ip")
 
 
-def _typed(frame: pl.DataFrame) -> list[pl.Expr]:
-    """OCSF-consistent dtypes: enums int64, times epoch ms, identifiers strings, numbers float64."""
-    exprs = []
-    for name, dtype in frame.schema.items():
-        if name in ENUM_FIELDS or name in (ROW, "time"):
-            continue
-        col = pl.col(name)
-        if name.endswith("_time") or name == "start_time":
-            exprs.append(epoch_ms(name, dtype).alias(name))
-        elif isinstance(dtype, (pl.Datetime, pl.Date)):
-            exprs.append(epoch_ms(name, dtype).alias(name))
-        elif dtype == pl.Null:
-            exprs.append(col.cast(pl.String))
-        elif _is_identifier(name) and not (name.endswith("_id") and dtype.is_integer()):
-            exprs.append(col.cast(pl.String))
-        elif dtype.is_numeric() and not (name.endswith("_id") and dtype.is_integer()):
-            exprs.append(col.cast(pl.Float64))
-        elif dtype == pl.Boolean or dtype.is_integer():
-            exprs.append(col)
-        else:
-            exprs.append(col.cast(pl.String))
-    return exprs
+def _wide_int(dtype: pl.DataType) -> bool:
+    return dtype in (pl.Int128, pl.UInt64)
+
+
+def _number(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A column as float64 numbers: numeric strings parsed, non-finite kept, others null."""
+    col = pl.col(column)
+    if dtype == pl.String:
+        return col.str.strip_chars().cast(pl.Float64, strict=False)
+    return col.cast(pl.Float64) if dtype.is_numeric() else pl.lit(None, dtype=pl.Float64)
+
+
+def _bad(column: str, valid: pl.Expr, what: str) -> pl.Expr:
+    """The reason for rows where the column holds a value but `valid` is not true."""
+    col = pl.col(column)
+    return pl.when(col.is_not_null() & ~valid.fill_null(False)).then(
+        pl.format(f"{column}: {what}: {{}}", col.cast(pl.String)))
+
+
+def _as_datetime(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A time column as a UTC datetime in ms (RFC 3339 text, numbers by magnitude)."""
+    if isinstance(dtype, pl.Datetime):
+        col = pl.col(column)
+        col = col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone("UTC")
+        return col.dt.cast_time_unit("ms")
+    return epoch_ms(column, dtype).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+
+
+def _all_datetimes(series: pl.Series) -> bool:
+    """A text column of RFC 3339 datetimes only (a producer's own `created` stamp)."""
+    values = series.drop_nulls()
+    return values.len() > 0 and bool(values.str.contains(RFC3339).all())
+
+
+def _typed(name: str, dtype: pl.DataType, spec: Attribute | None, series: pl.Series) -> tuple[pl.Expr, pl.Expr | None]:
+    """(typed value, reason or None) for one flattened column, per row.
+
+    Integer ids and enums (`class_uid`, `severity_id`) are int64, non-negative and whole;
+    other OCSF numbers float64 (numeric strings parsed); booleans from true/false; OCSF
+    timestamps (`*_time`) int64 epoch ms within 1970-2200; datetimes (`*_dt`, Parquet
+    timestamps, all-RFC 3339 text) UTC datetimes; identifiers text (integers beyond int64
+    too, exactly); attributes OCSF types as text or does not define keep their type.
+    A value that its OCSF type rejects gives the row a reason.
+    """
+    col = pl.col(name)
+    kind = spec.kind if spec is not None else None
+    if dtype == pl.Boolean and kind in ("int", "float", "timestamp", "datetime"):
+        return pl.lit(None, dtype=pl.Float64), _bad(name, pl.lit(False), f"not a {kind}")
+    if kind in ("int", "float"):
+        number = _number(name, dtype)
+        if spec.is_id:
+            whole = number.is_finite() & (number.round(0) == number) & (number >= 0) & (number < 2.0**63)
+            return number.cast(pl.Int64, strict=False), _bad(name, whole, "not a non-negative integer")
+        return number, _bad(name, number.is_not_null(), "not a number")
+    if kind == "bool":
+        if dtype == pl.Boolean:
+            return col, None
+        text = col.cast(pl.String).str.strip_chars().str.to_lowercase()
+        value = pl.when(text == "true").then(True).when(text == "false").then(False)
+        return value, _bad(name, value.is_not_null(), "not a boolean")
+    if kind == "timestamp":
+        value = epoch_ms(name, dtype)
+        return value, _bad(name, value.is_not_null(), "not a plausible time")
+    if kind == "datetime" or isinstance(dtype, (pl.Datetime, pl.Date)) or (
+            dtype == pl.String and kind in (None, "str") and not _is_identifier(name) and _all_datetimes(series)):
+        value = _as_datetime(name, dtype)
+        return value, _bad(name, value.is_not_null(), "not a plausible datetime")
+    if dtype == pl.Null or (_is_identifier(name) and not dtype.is_integer()) or _wide_int(dtype):
+        return col.cast(pl.String), None
+    if dtype.is_numeric() and not (name.endswith("_id") and dtype.is_integer()):
+        return col.cast(pl.Float64), None
+    if dtype == pl.Boolean or dtype.is_numeric() or dtype == pl.String:
+        return col, None
+    return col.cast(pl.String, strict=False), None
 
 
 def _source_kind(frame: pl.DataFrame, options: IngestOptions) -> pl.Expr:
@@ -159,48 +198,73 @@ def _service(frame: pl.DataFrame, options: IngestOptions) -> pl.Expr:
     return pl.coalesce([*present, pl.lit("unknown")])
 
 
+def _time(schema: dict) -> tuple[pl.Expr, pl.Expr]:
+    """(event time in epoch ms, reason or null): `time`, else the datetime profile's `time_dt`."""
+    ms = epoch_ms("time", schema["time"]) if "time" in schema else pl.lit(None, dtype=pl.Int64)
+    dt = epoch_ms("time_dt", schema["time_dt"]) if "time_dt" in schema else pl.lit(None, dtype=pl.Int64)
+    given = [pl.col(c).is_not_null() for c in ("time", "time_dt") if c in schema] or [pl.lit(False)]
+    shown = pl.coalesce([pl.col(c).cast(pl.String) for c in ("time", "time_dt") if c in schema] or [pl.lit("")])
+    reason = (pl.when(~pl.any_horizontal(given)).then(pl.lit("missing time"))
+              .when(pl.coalesce([ms, dt]).is_null()).then(pl.format("time: not a plausible time: {}", shown)))
+    return pl.coalesce([ms, dt]), reason
+
+
 def canonicalize(
-    raw: pl.DataFrame, flat: pl.DataFrame, source: str, options: IngestOptions
+    flat: pl.DataFrame, source: str, options: IngestOptions, name: str | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(accepted canonical events, rejects) for one chunk; their heights add up to raw's."""
+    """(accepted canonical events, rejects) for one chunk's flat records (`read_chunk`).
+
+    `name` is the file's name in surrogate uids (`<name>:<row>`; default: the base name of
+    `source`). Rejects carry source, row and reason; their `raw` is left null for the
+    caller, which has the input text. The two heights add up to `flat`'s.
+    """
     if flat.height == 0:
         return pl.DataFrame(), pl.DataFrame(schema=REJECT_SCHEMA)
     schema = flat.schema
-    time_dtype = schema.get("time", pl.Null)
-    problems = [_enum_problem(f, schema[f]) for f in ENUM_FIELDS if f in schema]
-    time_ms = epoch_ms("time", time_dtype) if "time" in schema else pl.lit(None, dtype=pl.Int64)
-    time_problem = (
-        pl.when(pl.col("time").is_null()).then(pl.lit("missing time"))
-        .when(time_ms.is_null()).then(pl.format("unparsable time: {}", pl.col("time").cast(pl.String)))
-        if "time" in schema else pl.lit("missing time")
-    )
-    reasons = flat.select(pl.coalesce([time_problem, *problems]).alias("reason")).get_column("reason")
-    bad = reasons.is_not_null()
-
-    rejects = raw.filter(bad).select(
-        pl.lit(source).alias("source_file"),
-        pl.col(ROW).alias("row"),
-        reasons.filter(bad).alias("reason"),
-        pl.struct(pl.exclude(ROW)).struct.json_encode().alias("raw"),
-    ) if bad.any() else pl.DataFrame(schema=REJECT_SCHEMA)
-
-    good = flat.filter(~bad)
-    enums = [_enum_value(f, schema[f]).alias(f) for f in ENUM_FIELDS if f in schema]
-    events = good.with_columns(*enums, time_ms.alias("time"), *_typed(good))
+    time_ms, time_problem = _time(schema)
+    typed, problems = [], []
+    for column, dtype in schema.items():
+        if column in (ROW, "time"):
+            continue
+        value, problem = _typed(column, dtype, column_attribute(column), flat.get_column(column))
+        typed.append(value.alias(column))
+        if problem is not None:
+            problems.append(problem)
+    checked = flat.select(pl.coalesce([time_problem, *problems]).alias("reason"), time_ms.alias("time"), *typed)
+    bad = checked.get_column("reason").is_not_null()
+    rejects = pl.DataFrame({
+        "source_file": source, "row": flat.get_column(ROW).filter(bad),
+        "reason": checked.get_column("reason").filter(bad), "raw": None,
+    }, schema=REJECT_SCHEMA) if bad.any() else pl.DataFrame(schema=REJECT_SCHEMA)
+    events = checked.drop("reason").with_columns(flat.get_column(ROW)).filter(~bad)
     if "class_uid" not in events.columns:
         events = events.with_columns(pl.lit(BASE_EVENT_CLASS, dtype=pl.Int64).alias("class_uid"))
     events = events.with_columns(pl.col("class_uid").fill_null(BASE_EVENT_CLASS))
     for column in TRACE_ID_FIELDS:
         if column in events.columns:
             events = _normalise_trace_ids(events, column)
-    surrogate = pl.format(f"{posixpath.basename(source)}:{{}}", pl.col(ROW))
+    surrogate = pl.format(f"{name or posixpath.basename(source)}:{{}}", pl.col(ROW))
     uid = pl.col("metadata_uid").cast(pl.String) if "metadata_uid" in events.columns else pl.lit(None, pl.String)
     events = events.with_columns(
-        pl.coalesce([uid, surrogate]).alias("metadata_uid"),
+        pl.coalesce([pl.when(uid.str.strip_chars() != "").then(uid), surrogate]).alias("metadata_uid"),
         _service(events, options).alias("service"),
         _source_kind(events, options).alias("source_kind"),
     )
     family = pl.concat_str([pl.col(c).cast(pl.String) for c in options.family_by], separator="_")
     events = events.with_columns(family.alias("family")).drop(ROW)
     ordered = [*IDENTITY, *sorted(c for c in events.columns if c not in IDENTITY)]
-    return events.select(ordered), rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)
+    return events.select(ordered), rejects
+
+
+def unique_uids(events: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """(events whose metadata_uid is unique, how many were not): the second and later
+    events that share a uid get `<uid>#<n>` (n = 2, 3, ... in row order), so scores,
+    explanations and the report tell them apart."""
+    if events.height == 0:
+        return events, 0
+    seen = pl.int_range(pl.len()).over("metadata_uid")
+    repeats = int(events.select((seen > 0).sum()).item())
+    if repeats == 0:
+        return events, 0
+    uid = pl.when(seen > 0).then(pl.format("{}#{}", pl.col("metadata_uid"), seen + 1)).otherwise(pl.col("metadata_uid"))
+    return events.with_columns(uid.alias("metadata_uid")), repeats

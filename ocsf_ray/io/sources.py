@@ -7,6 +7,7 @@ cluster has been spun up.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import posixpath
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class InputFile:
     format: str  # parquet | json | ndjson
     compressed: bool
     size: int
+    relative: str = ""  # path below the inputs' common folder: the name in surrogate uids
 
     @property
     def name(self) -> str:
@@ -102,7 +104,18 @@ def resolve_inputs(paths: list[str]) -> list[InputFile]:
             raise InputError(f"no OCSF input ({', '.join(FORMATS)}) under {path}")
         for f in inputs:
             found[f.uri] = f
-    return [found[k] for k in sorted(found)]
+    files = [found[k] for k in sorted(found)]
+    return [dataclasses.replace(f, relative=name) for f, name in zip(files, _relative_names(files))]
+
+
+def _relative_names(files: list[InputFile]) -> list[str]:
+    """Each file's path below the folder all inputs share (its base name when alone), so
+    two `events.jsonl` in two folders keep distinct names."""
+    paths = [f.uri.split("://", 1)[-1] for f in files]
+    if len(paths) == 1:
+        return [posixpath.basename(paths[0])]
+    root = posixpath.commonpath([posixpath.dirname(p) for p in paths])
+    return [posixpath.relpath(p, root) if root else p for p in paths]
 
 
 def open_input(uri: str):
