@@ -117,8 +117,8 @@ def test_events_that_cannot_be_normalised_get_their_own_error(url):
     assert response.status_code == 200
     results = response.json()["results"]
     assert [r["metadata_uid"] for r in results] == ["evt-9-0", "bad-time", "evt-9-1", "bad-enum", "auth-1", "evt-9-2"]
-    assert "unparsable time" in results[1]["error"] and "anomaly_score" not in results[1]
-    assert "class_uid: not an integer" in results[3]["error"]
+    assert "time: not a plausible time" in results[1]["error"] and "anomaly_score" not in results[1]
+    assert "class_uid: not a non-negative integer" in results[3]["error"]
     assert "3002_log" in results[4]["error"] and "no model" in results[4]["error"]
     assert all(results[i]["anomaly_score"] is not None for i in (0, 2, 5))
 

@@ -11,7 +11,7 @@ The batch path's own functions do the work (`frame_records`, `canonicalize`,
 2. `score_requests`, per batch of requests: one embedding + FAISS search per family
    over the rows of every request, split back per request.
 
-An event that cannot be normalised (unparsable time, a non-integer enum) or whose family
+An event that cannot be normalised (an implausible time, a non-integer enum) or whose family
 the bundle has no model for gets an `error` in its result; the others are scored.
 """
 
