@@ -12,7 +12,7 @@ from ocsf_ray.features import (
     FeatureOptions, extract, fit_family, fit_spec, load_specs, save_specs, write_features,
 )
 from ocsf_ray.features.spec import MISSING_CODE, UNSEEN_CODE
-from ocsf_ray.io import IngestOptions, canonicalize, flatten, plan_chunks, read_chunk, read_events, resolve_inputs
+from ocsf_ray.io import IngestOptions, canonicalize, plan_chunks, read_chunk, read_events, resolve_inputs
 from ocsf_shapes import api_events
 
 FILES = 12
@@ -30,8 +30,8 @@ def split_archive(ray_session, tmp_path_factory):
     archive = read_events([str(root)], str(tmp_path_factory.mktemp("out")))
     frames = []
     for chunk in plan_chunks(resolve_inputs([str(root)])):
-        raw, _ = read_chunk(chunk)
-        frames.append(canonicalize(raw, flatten(raw), chunk.file.uri, IngestOptions())[0])
+        flat, _ = read_chunk(chunk)
+        frames.append(canonicalize(flat, chunk.file.uri, IngestOptions())[0])
     whole = pl.concat(frames, how="diagonal_relaxed")
     return archive, whole
 
@@ -159,3 +159,85 @@ def test_per_request_identifiers_are_not_categorical():
     assert spec.dropped["actor_session_uid"] == "id-like: identifies one session (new values with every session)"
     kept = fit_spec(frame, "6003_log", FeatureOptions(include=("unmapped_request_key",), occurrence_objects=()))
     assert {"unmapped_request_key", "actor_session_uid"} <= {f.column for f in kept.categorical}
+
+
+def test_distributed_fit_equals_single_process_fit_whatever_the_file_order(ray_session, tmp_path):
+    """Two staged files of one family with different columns: the referrer exists only in
+    the second (URL paths, recognised by content). The Ray fit gives the spec of the
+    single-process fit on all events with the files in either order, and the referrer is
+    a URL-normalised feature."""
+    import dataclasses
+    import json
+
+    first = api_events(150, seed=31)
+    second = api_events(150, seed=32, start_ms=1_768_900_300_000)
+    pages = ["home", "cart", "search", "help", "offers", "account", "orders"]
+    for i, event in enumerate(second):
+        event["http_request"]["referrer"] = f"/{pages[i % 7]}/{1000 + i}"
+    for name, events in (("a.ndjson", first), ("b.ndjson", second)):
+        (tmp_path / name).write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    archive = read_events([str(tmp_path / "a.ndjson"), str(tmp_path / "b.ndjson")], str(tmp_path / "out"))
+    family = archive.families["6003_log"]
+    assert len(family.files) == 2
+    whole = pl.concat([pl.read_parquet(p) for p in family.files], how="diagonal_relaxed")
+    local = fit_spec(whole, "6003_log")
+
+    for files in (family.files, family.files[::-1]):
+        reordered = dataclasses.replace(archive, families={"6003_log": dataclasses.replace(family, files=list(files))})
+        assert fit_family(reordered, "6003_log", FeatureOptions()) == local
+    referrer = next(f for f in local.categorical if f.column == "http_request_referrer")
+    assert referrer.normaliser == "url"
+    assert set(referrer.vocabulary) == {f"/{page}/<id>" for page in pages}
+
+
+def test_an_entity_in_a_burst_is_a_feature_and_a_per_request_id_is_not():
+    """A password spray: six hours of ordinary logons (20 users from 20 subnets, each back
+    every two hours) and a 3-minute burst of 300 events from one IP against one user. The
+    burst's user and IP are values seen only briefly, yet by many events: they stay
+    categorical features. A per-request key (3 events each, never again) is dropped."""
+    import numpy as np
+
+    ordinary, burst = 60, 100  # requests of 3 events: 180 ordinary rows, 300 in the burst
+    start = 1_768_900_000_000
+    request_start = np.concatenate([
+        start + np.arange(ordinary) * 360_000,  # every 6 minutes for 6 hours
+        start + 3 * 3_600_000 + np.arange(burst) * 1_800,  # 100 requests in 3 minutes
+    ])
+    request = np.repeat(np.arange(ordinary + burst), 3)
+    ordinary_request = request < ordinary
+    frame = pl.DataFrame({
+        "metadata_uid": [f"e{i}" for i in range(len(request))],
+        "time": request_start[request] + np.tile([0, 100, 200], ordinary + burst),
+        "user_name": np.where(ordinary_request, [f"user{r % 20:02d}" for r in request], "admin"),
+        "src_endpoint_ip": np.where(ordinary_request, [f"10.0.{r % 20}.7" for r in request], "203.0.113.9"),
+        "unmapped_request_key": [f"req-{r:04d}" for r in request],
+    })
+    spec = fit_spec(frame, "3002_log")
+    features = {f.column: f for f in spec.categorical}
+    assert set(features) == {"user_name", "src_endpoint_ip"}
+    assert "admin" in features["user_name"].vocabulary
+    assert "203.0.113.0/24" in features["src_endpoint_ip"].vocabulary
+    assert spec.dropped["unmapped_request_key"].startswith("id-like: 100% of rows carry a value seen only")
+
+
+def test_datetime_columns_are_not_features():
+    """A Datetime-typed column and a `*_dt` datetime-profile string are instants, not
+    categories or measures: neither becomes a feature, and extraction still works."""
+    from datetime import datetime, timedelta, timezone
+
+    rows = 200
+    start = datetime(2026, 1, 20, tzinfo=timezone.utc)
+    frame = pl.DataFrame({
+        "metadata_uid": [f"e{i}" for i in range(rows)],
+        "time": [1_768_867_200_000 + i * 600_000 for i in range(rows)],
+        "service": ["shop"] * rows,
+        "source_kind": ["log"] * rows,
+        "unmapped_seen_at": pl.Series([start + timedelta(minutes=10 * i) for i in range(rows)],
+                                      dtype=pl.Datetime("ms", "UTC")),
+        "start_time_dt": [f"2026-01-2{i % 2}T00:00:00Z" for i in range(rows)],
+        "http_request_http_method": ["GET", "POST"] * (rows // 2),
+    })
+    spec = fit_spec(frame, "6003_log")
+    assert [f.column for f in spec.categorical] == ["http_request_http_method"]
+    assert spec.numeric == ()
+    assert set(extract(frame, spec).columns) >= {"cat__http_request_http_method"}

@@ -3,7 +3,10 @@
 `block_stats` runs on each Ray Data block (or on a whole frame in one process);
 `merge_stats` combines them; `decide_spec` turns the merged statistics into a
 FeatureSpec. The same three functions serve the distributed and the single-process
-path, which is what makes them agree.
+path, which is what makes them agree. Nothing is decided from a sample: the candidate
+columns come from the schema (in the Ray path the union of every staged file's columns),
+and a text column whose name calls for no normaliser is recognised as JSON arrays or URL
+paths from all its values (`resolve_content`), so the order of the files does not matter.
 
 Identifiers are not features: their values are new with every request, trace or
 session, so a model learns nothing from them and every later day looks like drift.
@@ -11,8 +14,9 @@ A distinct count near the row count is not enough to find them, because every ev
 one occurrence repeats its id (a trace's ~4 spans, a session's dozens of requests): trace
 ids were 27 % distinct and session ids 7 % in the synthetic archives. `decide_spec`
 therefore also drops a text column whose rows mostly carry values that lived only a moment
-of the fitted period (`_short_lived_share`: per-value first and last time, mergeable like
-the counts), and one whose OCSF name says it identifies an occurrence (`session`, `trace`,
+of the fitted period and were carried by few events (`_short_lived_share`: per-value first
+and last time, mergeable like the counts; an entity seen by hundreds of events in a burst,
+such as a password spray's source IP, is no occurrence id), and one whose OCSF name says it identifies an occurrence (`session`, `trace`,
 ... `_uid`, see `FeatureOptions.occurrence_objects`): a day-long session id is as
 recurrent as a user name inside the day it was fitted on, and only its name tells them apart.
 
@@ -30,31 +34,40 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ocsf_ray.features.normalise import choose_normaliser, normalised
+from ocsf_ray.features.normalise import name_normaliser, normalised
 from ocsf_ray.features.spec import CategoricalFeature, FeatureOptions, FeatureSpec, NumericFeature
 
 NOT_FEATURES = ("metadata_uid", "time", "family", "source_kind", "class_uid")
 TIME_SPAN = "__time_span__"  # stats entry: first and last event time (ms)
+BY_CONTENT = "__by_content__"  # text normaliser decided from all values (`resolve_content`)
 _DAY_MS = 86_400_000
 
 
 def candidate_columns(schema: dict, options: FeatureOptions) -> list[str]:
-    """Columns that may become features: not identity/bookkeeping, not timestamps."""
+    """Columns of `schema` (name -> Polars dtype) that may become features: not
+    identity/bookkeeping, not timestamps (`*_time` epoch numbers, `*_dt` datetime-profile
+    strings, Datetime/Date columns: an instant is never seen again, so it is no category
+    and no measure), not excluded by `options`."""
     return [
-        c for c in schema
-        if c not in NOT_FEATURES and not c.endswith("_time") and c not in options.exclude
+        c for c, dtype in schema.items()
+        if c not in NOT_FEATURES and c not in options.exclude
+        and not c.endswith(("_time", "_dt")) and not isinstance(dtype, (pl.Datetime, pl.Date))
     ]
 
 
-def choose_normalisers(sample: pl.DataFrame, options: FeatureOptions) -> dict[str, str | None]:
-    """Normaliser per candidate column: text columns by name/content, integers by type."""
+def choose_normalisers(schema: dict, options: FeatureOptions) -> dict[str, str | None]:
+    """Normaliser per candidate column of `schema` (name -> Polars dtype): "number" for
+    numbers, None for booleans, text by its OCSF name (`name_normaliser`), else BY_CONTENT.
+
+    BY_CONTENT columns are decided from every value in the statistics pass (`block_stats`
+    notes their shape, `resolve_content` decides), so the choice depends on no sample and
+    no file order: the distributed fit sees the same values as the single-process one.
+    """
     chosen: dict[str, str | None] = {}
-    for column in candidate_columns(dict(sample.schema), options):
-        dtype = sample.schema[column]
+    for column in candidate_columns(schema, options):
+        dtype = schema[column]
         if dtype == pl.String:
-            values = sample.get_column(column).drop_nulls().head(200)
-            is_array = values.len() > 0 and values.str.starts_with("[").all()
-            chosen[column] = "json_array" if is_array else choose_normaliser(column, values)
+            chosen[column] = name_normaliser(column) or BY_CONTENT
         elif dtype == pl.Boolean:
             chosen[column] = None
         else:
@@ -63,40 +76,61 @@ def choose_normalisers(sample: pl.DataFrame, options: FeatureOptions) -> dict[st
 
 
 def block_stats(frame: pl.DataFrame, normalisers: dict[str, str | None], options: FeatureOptions) -> dict:
-    """Mergeable statistics of one block: counts, distinct values, ranges, samples."""
+    """Mergeable statistics of one block: counts, distinct values, ranges, samples, and for
+    text the shape of its values (all JSON arrays? all paths?).
+
+    `normalisers` comes from `choose_normalisers`; a BY_CONTENT column is counted as plain
+    text and, when every value of the block starts with "/", also as a URL path (`as_url`).
+    """
     stats: dict[str, dict] = {}
     top = 4 * options.max_vocab
     rng = np.random.default_rng(frame.height)
+    time = frame.get_column("time") if "time" in frame.columns else None
     for column, normaliser in normalisers.items():
         if column not in frame.columns:
             continue
         series = frame.get_column(column)
-        nonnull = series.len() - series.null_count()
-        entry = {"rows": series.len(), "nonnull": nonnull}
+        entry = {"rows": series.len(), "nonnull": series.len() - series.null_count()}
         if normaliser == "number":
-            values = series.drop_nulls().cast(pl.Float64).to_numpy()
-            distinct = np.unique(values)
-            keep = min(len(values), options.sample_per_block)
-            sample = values if keep == len(values) else rng.choice(values, keep, replace=False)
-            entry |= {
-                "numeric": True, "distinct": int(len(distinct)),
-                "integral": bool(np.all(np.mod(values, 1) == 0)),
-                "min": float(values.min()) if nonnull else None,
-                "max": float(values.max()) if nonnull else None,
-                "sample": sample.tolist(), "weight": nonnull / keep if keep else 0.0,
-                "counts": _counts(pl.Series(values).cast(pl.Int64, strict=False).cast(pl.String), top)
-                if len(distinct) <= 4 * options.max_int_levels else None,
-            }
+            entry |= _number_stats(series, options, rng)
         else:
-            text = frame.select(normalised(column, normaliser)).to_series()
-            distinct = text.n_unique() - (1 if series.null_count() else 0)
-            counts, lifetimes = _text_counts(text, frame.get_column("time") if "time" in frame.columns else None, top)
-            entry |= {"numeric": False, "distinct": distinct, "truncated": distinct > top,
-                      "counts": counts, "lifetimes": lifetimes}
+            entry |= _text_stats(frame, column, None if normaliser == BY_CONTENT else normaliser, time, top)
+        if series.dtype == pl.String:
+            values = series.drop_nulls()
+            entry["arrays"] = bool(values.str.starts_with("[").all())
+            entry["paths"] = bool(values.str.starts_with("/").all())
+            if normaliser == BY_CONTENT and entry["paths"]:
+                entry["as_url"] = _text_stats(frame, column, "url", time, top)
         stats[column] = entry
-    if "time" in frame.columns and frame.height:
-        stats[TIME_SPAN] = {"min": int(frame.get_column("time").min()), "max": int(frame.get_column("time").max())}
+    if time is not None and frame.height:
+        stats[TIME_SPAN] = {"min": int(time.min()), "max": int(time.max())}
     return stats
+
+
+def _number_stats(series: pl.Series, options: FeatureOptions, rng: np.random.Generator) -> dict:
+    """Distinct count, integrality, range, a uniform sample and (few levels) value counts."""
+    values = series.drop_nulls().cast(pl.Float64).to_numpy()
+    distinct = np.unique(values)
+    keep = min(len(values), options.sample_per_block)
+    sample = values if keep == len(values) else rng.choice(values, keep, replace=False)
+    return {
+        "numeric": True, "distinct": int(len(distinct)),
+        "integral": bool(np.all(np.mod(values, 1) == 0)),
+        "min": float(values.min()) if len(values) else None,
+        "max": float(values.max()) if len(values) else None,
+        "sample": sample.tolist(), "weight": len(values) / keep if keep else 0.0,
+        "counts": _counts(pl.Series(values).cast(pl.Int64, strict=False).cast(pl.String), 4 * options.max_vocab)
+        if len(distinct) <= 4 * options.max_int_levels else None,
+    }
+
+
+def _text_stats(frame: pl.DataFrame, column: str, normaliser: str | None, time: pl.Series | None, top: int) -> dict:
+    """Distinct count, top value counts and lifetimes of the column's normalised text."""
+    text = frame.select(normalised(column, normaliser)).to_series()
+    distinct = text.n_unique() - (1 if frame.get_column(column).null_count() else 0)
+    counts, lifetimes = _text_counts(text, time, top)
+    return {"numeric": False, "distinct": distinct, "truncated": distinct > top,
+            "counts": counts, "lifetimes": lifetimes}
 
 
 def _counts(text: pl.Series, top: int) -> dict[str, int]:
@@ -118,35 +152,51 @@ def _text_counts(text: pl.Series, time: pl.Series | None, top: int) -> tuple[dic
 
 
 def merge_stats(parts: list[dict]) -> dict:
-    """Combine block statistics column by column."""
+    """Combine block statistics (`block_stats` outputs) column by column."""
     merged: dict[str, dict] = {}
     for part in parts:
         for column, entry in part.items():
             into = merged.get(column)
             if column == TIME_SPAN:
                 merged[column] = entry if into is None else {"min": min(into["min"], entry["min"]), "max": max(into["max"], entry["max"])}
-                continue
-            if into is None:
+            elif into is None:
                 merged[column] = {**entry, "samples": [(entry.get("sample", []), entry.get("weight", 0.0))]}
                 merged[column].pop("sample", None)
-                continue
-            into["rows"] += entry["rows"]
-            into["nonnull"] += entry["nonnull"]
-            into["distinct"] += entry["distinct"]
-            into["truncated"] = into.get("truncated", False) or entry.get("truncated", False)
-            if into["counts"] is None or entry["counts"] is None:
-                into["counts"] = None
             else:
-                for value, count in entry["counts"].items():
-                    into["counts"][value] = into["counts"].get(value, 0) + count
-            if entry["numeric"]:
-                into["integral"] = into["integral"] and entry["integral"]
-                into["min"] = _none_min(into["min"], entry["min"])
-                into["max"] = _none_max(into["max"], entry["max"])
-                into["samples"].append((entry["sample"], entry["weight"]))
-            else:
-                into["lifetimes"] = _merge_lifetimes(into["lifetimes"], entry["lifetimes"])
+                _merge_entry(into, entry)
     return merged
+
+
+def _merge_entry(into: dict, entry: dict) -> None:
+    """Fold one block's statistics of a column into the merged ones, in place."""
+    into["rows"] += entry["rows"]
+    into["nonnull"] += entry["nonnull"]
+    _merge_values(into, entry)
+    if entry["numeric"]:
+        into["integral"] = into["integral"] and entry["integral"]
+        into["min"] = _none_min(into["min"], entry["min"])
+        into["max"] = _none_max(into["max"], entry["max"])
+        into["samples"].append((entry["sample"], entry["weight"]))
+    if "arrays" in entry:
+        into["arrays"] = into["arrays"] and entry["arrays"]
+        into["paths"] = into["paths"] and entry["paths"]
+        if "as_url" in into and "as_url" in entry:
+            _merge_values(into["as_url"], entry["as_url"])
+        else:  # some block holds a value that is no path: the column is not a URL
+            into.pop("as_url", None)
+
+
+def _merge_values(into: dict, entry: dict) -> None:
+    """Distinct counts, value counts and (text) value lifetimes, in place."""
+    into["distinct"] += entry["distinct"]
+    into["truncated"] = into.get("truncated", False) or entry.get("truncated", False)
+    if into["counts"] is None or entry["counts"] is None:
+        into["counts"] = None
+    else:
+        for value, count in entry["counts"].items():
+            into["counts"][value] = into["counts"].get(value, 0) + count
+    if not entry["numeric"]:
+        into["lifetimes"] = _merge_lifetimes(into["lifetimes"], entry["lifetimes"])
 
 
 def _merge_lifetimes(into: dict | None, more: dict | None) -> dict | None:
@@ -191,15 +241,16 @@ def _numeric_feature(column: str, entry: dict) -> NumericFeature:
 
 
 def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOptions) -> FeatureSpec:
-    """Choose and describe each family column from its merged statistics."""
+    """Choose and describe each family column from its merged statistics (`merge_stats`)
+    and the normalisers they were computed with (`choose_normalisers`)."""
     categorical, numeric, dropped = [], [], {}
     span = stats.get(TIME_SPAN, {"min": 0, "max": 0})
-    stats = {c: e for c, e in stats.items() if c != TIME_SPAN}
+    stats, normalisers = resolve_content({c: e for c, e in stats.items() if c != TIME_SPAN}, normalisers)
     days = (span["max"] - span["min"]) / _DAY_MS
     rows = max((e["rows"] for e in stats.values()), default=0)
     for column in sorted(stats):
         entry, forced = stats[column], column in options.include
-        if normalisers.get(column) == "json_array" and not forced:
+        if entry.get("arrays") and entry["nonnull"] and not forced:
             dropped[column] = "JSON array text (its count and first element are features)"
             continue
         if entry["nonnull"] == 0:
@@ -251,6 +302,24 @@ def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOpt
     )
 
 
+def resolve_content(stats: dict, normalisers: dict) -> tuple[dict, dict]:
+    """Decide each BY_CONTENT text column from all its values: "json_array" when every value
+    starts with "[", "url" when every value starts with "/" (its URL-normalised statistics
+    then replace the plain ones), else None. Returns new (stats, normalisers) dicts."""
+    stats, normalisers = dict(stats), dict(normalisers)
+    for column, normaliser in normalisers.items():
+        if normaliser != BY_CONTENT:
+            continue
+        entry = stats.get(column)
+        if entry and entry["nonnull"] and entry["arrays"]:
+            normalisers[column] = "json_array"  # the identity, like plain text
+        elif entry and entry["nonnull"] and entry["paths"]:
+            normalisers[column], stats[column] = "url", {**entry, **entry["as_url"]}
+        else:
+            normalisers[column] = None
+    return stats, normalisers
+
+
 def _distinct(entry: dict) -> int:
     """Exact distinct count while no block was truncated, else the sum over blocks (an upper bound)."""
     return entry["distinct"] if entry.get("truncated") else len(entry["counts"] or {})
@@ -264,14 +333,16 @@ def _occurrence_named(column: str, options: FeatureOptions) -> str | None:
 
 
 def _short_lived_share(entry: dict, span: dict, options: FeatureOptions) -> float:
-    """Share of rows whose value was seen only within `short_lived_fraction` of the fitted
-    time span (first to last event): near 1 for request and trace ids, near 0 for categories."""
+    """Share of rows whose value looks like an occurrence id: seen only within
+    `short_lived_fraction` of the fitted time span (first to last event) and by at most
+    `max_occurrence_events` events. Near 1 for request and trace ids, near 0 for categories,
+    and an entity's burst (one IP's hundreds of failed logons in minutes) does not count."""
     lifetimes, width = entry.get("lifetimes"), span["max"] - span["min"]
     if not lifetimes or width <= 0 or not entry["nonnull"]:
         return 0.0
     limit = options.short_lived_fraction * width
-    short = sum(entry["counts"].get(v, 0) for v, (first, last) in lifetimes.items() if last - first <= limit)
-    return short / entry["nonnull"]
+    counts = (entry["counts"].get(v, 0) for v, (first, last) in lifetimes.items() if last - first <= limit)
+    return sum(n for n in counts if n <= options.max_occurrence_events) / entry["nonnull"]
 
 
 def _categorical(column: str, normaliser: str | None, entry: dict, options: FeatureOptions) -> CategoricalFeature:
@@ -284,5 +355,5 @@ def _categorical(column: str, normaliser: str | None, entry: dict, options: Feat
 
 def fit_spec(frame: pl.DataFrame, family: str, options: FeatureOptions = FeatureOptions()) -> FeatureSpec:
     """Single-process fit on one frame: the reference the distributed fit must match."""
-    normalisers = choose_normalisers(frame.head(1000), options)
+    normalisers = choose_normalisers(dict(frame.schema), options)
     return decide_spec(family, merge_stats([block_stats(frame, normalisers, options)]), normalisers, options)

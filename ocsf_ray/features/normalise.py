@@ -61,8 +61,9 @@ NORMALISERS = {
 }
 
 
-def choose_normaliser(name: str, sample: pl.Series) -> str | None:
-    """The normaliser a column needs, from its OCSF name or (for URL paths) its values."""
+def name_normaliser(name: str) -> str | None:
+    """The normaliser an OCSF attribute name calls for, or None when the name says nothing
+    (the fit then decides from the values: URL paths are recognised by a leading "/")."""
     lowered = name.lower()
     if lowered == "message" or lowered.endswith(("_message", "_msg")):
         return "message"
@@ -71,9 +72,6 @@ def choose_normaliser(name: str, sample: pl.Series) -> str | None:
     if lowered == "ip" or lowered.endswith("_ip"):
         return "ip"
     if lowered.endswith("path") or "url" in lowered:
-        return "url"
-    values = sample.drop_nulls().head(200)
-    if sample.dtype == pl.String and values.len() and values.str.starts_with("/").all():
         return "url"
     return None
 

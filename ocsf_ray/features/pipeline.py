@@ -37,10 +37,15 @@ Progress = Callable[[str, int, int], None]
 FILE, ROW = "__file", "__row"
 
 
+def polars_schema(schema: pa.Schema) -> dict[str, pl.DataType]:
+    """An Arrow schema as Polars dtypes by column name, in order."""
+    return dict(pl.from_arrow(schema.empty_table()).schema)
+
+
 def read_staged(uri: str, schema: pa.Schema, columns: list[str] | None = None) -> pl.DataFrame:
     """One staged canonical file as Polars, conformed to the family's unified schema
     (a column another file of the family has and this one lacks comes back as nulls)."""
-    wanted = pl.from_arrow(schema.empty_table()).schema
+    wanted = polars_schema(schema)
     names = [n for n in wanted if columns is None or n in columns]
     fs, inner, _ = filesystem_for(uri)
     with fs.open_input_file(inner) as handle:
@@ -58,10 +63,15 @@ def _file_tasks(files: list[str]):
 
 
 def fit_family(archive: CanonicalArchive, family: str, options: FeatureOptions) -> FeatureSpec:
-    """Fit one family's FeatureSpec in a single distributed pass, one task per staged file."""
+    """Fit one family's FeatureSpec in a single distributed pass, one task per staged file.
+
+    Candidate columns come from the union of every staged file's columns, and the
+    statistics of every file decide the rest, so the spec equals `fit_spec` on all the
+    family's events whatever the files' order.
+    """
     fam = archive.families[family]
-    normalisers = choose_normalisers(archive.sample(family), options)
     schema = fam.arrow_schema()
+    normalisers = choose_normalisers(polars_schema(schema), options)
 
     def stats_of_file(row: dict) -> dict:
         frame = read_staged(row["path"], schema)

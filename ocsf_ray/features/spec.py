@@ -24,10 +24,16 @@ class FeatureOptions:
         non-null rows (after normalisation) is an identifier and is dropped.
     short_lived_fraction / max_short_lived_share: a text column is also an identifier when
         more than max_short_lived_share of its rows carry a value whose first and last
-        event lie within short_lived_fraction of the fitted time span: ids repeated by
+        event lie within short_lived_fraction of the fitted time span (and that at most
+        max_occurrence_events events carry, see below): ids repeated by
         every event of one request or trace (4 spans of a trace: 25 % distinct, so the
         ratio test misses them) but never again. In the synthetic archives such ids scored
         100 % of rows, real categories at most 24 % (user names of application logs).
+    max_occurrence_events: a short-lived value counts towards that share only when at most
+        this many events carry it: a request or trace has a handful to a few dozen events
+        (at most 19 in the synthetic archives), while an entity seen in a burst (one IP's
+        hundreds of failed logons within minutes, a password spray) is carried by many,
+        and is the value that matters most, not an identifier.
     occurrence_objects: a text `..._uid` / `..._id` column whose OCSF path contains one of
         these objects identifies an occurrence, not an entity, and is dropped whatever its
         statistics: a session id used all day by one user recurs like the user's name in
@@ -61,6 +67,7 @@ class FeatureOptions:
     id_like_ratio: float = 0.5
     short_lived_fraction: float = 0.01
     max_short_lived_share: float = 0.5
+    max_occurrence_events: int = 50
     occurrence_objects: tuple[str, ...] = ("session", "trace", "span", "request", "transaction", "correlation")
     min_coverage: float = 0.5
     max_int_levels: int = 32
