@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from ocsf_ray.cli import app
 from ocsf_ray.io import read_events
-from ocsf_ray.rca import RcaOptions, run_rca
+from ocsf_ray.rca import RcaOptions, run_rca, source_kinds
 from ocsf_ray.rca.signals import families_of, metric_signals
 
 # Seven incidents, one of each kind: a ranker that ignores the graph's direction or
@@ -144,3 +144,55 @@ def test_logs_naming_another_service_join_their_spans_by_trace_id(ray_session, t
     graph = trace_dependencies(archive, spans)
     assert list(graph.edges(data="calls")) == [("checkout", "payments", 20)]
     assert log_service_aliases(archive, logs, spans, graph) == {"fluent-bit": "checkout"}
+
+
+def _bare_events(path, minutes: int = 200, deploy: int = 160, seed: int = 2) -> None:
+    """Two services logging with nothing but identity, status and duration; a config
+    change (OCSF 5019 with no class_name, change type or message) to `api` at `deploy`
+    slows it down, its timeouts fail requests a few minutes later, and retries follow."""
+    rng = np.random.default_rng(seed)
+    start = 1_767_571_200_000
+    rows = [{"metadata": {"uid": "change-1"}, "time": start + deploy * 60_000, "class_uid": 5019, "service": {"name": "api"}}]
+    for minute in range(minutes):
+        since = minute - deploy if minute < deploy + 30 else -1  # minutes into the incident
+        for service in ("api", "db"):
+            hit = service == "api" and since >= 0
+            for i in range(12 if hit and since >= 12 else 4):
+                failed = rng.random() < (0.5 if hit and since >= 6 else 0.01)
+                rows.append({"metadata": {"uid": f"{service}-{minute}-{i}"}, "time": start + minute * 60_000 + i * 1000,
+                             "class_uid": 6003, "service": {"name": service}, "status_id": 2 if failed else 1,
+                             "duration": float(rng.lognormal(3, 0.2) * (20 if hit else 1))})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def test_rca_needs_no_optional_attributes(ray_session, tmp_path):
+    """Every OCSF attribute beyond the canonical identity is optional: a config change
+    with only class_uid is still named (by its class) and still ranked as the cause."""
+    _bare_events(tmp_path / "events.ndjson")
+    archive = read_events([str(tmp_path / "events.ndjson")], str(tmp_path / "out"))
+    assert source_kinds(archive) == {"log", "config"}
+    found = run_rca(archive, str(tmp_path / "out"))
+    assert len(found.windows) == 1
+    window = json.loads((tmp_path / "out" / "rca" / "windows" / f"{found.windows[0].id}.json").read_text())
+    change = "api/change/change-1"
+    top = window["candidates"][0]
+    assert {"service": "api", "signal": "config.class_5019", "event_uid": "change-1"}.items() <= top.items()
+    assert change in window["evidence"]["onsets"]
+    explained = {edge["to"] for edge in window["evidence"]["edges"] if edge["from"] == change}
+    assert explained == {f"api/6003_log.{signal}" for signal in ("latency", "errors", "volume")}
+
+
+def test_signal_batches_need_no_optional_attributes():
+    """Batches holding only the canonical identity columns: no latency, no errors, metric
+    samples without a value dropped, a change named by its class when nothing else names it."""
+    from ocsf_ray.rca.signals import _event_rows, _metric_rows, change_name
+
+    identity = pl.DataFrame({"metadata_uid": ["a", "b"], "time": [0, 60_000], "class_uid": [5019, 5019],
+                             "source_kind": ["config", "config"], "service": ["api", "api"], "family": ["5019_config"] * 2})
+    assert identity.select(change_name(identity)).to_series().to_list() == ["class_5019", "class_5019"]
+    named = identity.with_columns(pl.Series("class_name", ["Device Config State Change", None]))
+    assert named.select(change_name(named)).to_series().to_list() == ["Device Config State Change", "class_5019"]
+    events = pl.from_arrow(_event_rows(RcaOptions())(identity.to_arrow()))
+    assert events.get_column("error").to_list() == [0, 0] and events.get_column("latency").null_count() == 2
+    samples = identity.with_columns(pl.lit("up").alias("metric_name"), pl.lit("metric").alias("source_kind"))
+    assert pl.from_arrow(_metric_rows(RcaOptions())(samples.to_arrow())).is_empty()

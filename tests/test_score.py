@@ -128,3 +128,29 @@ def test_score_in_another_process_gives_the_same_scores_and_counts_rejects(demo_
     rejects = pl.read_parquet(scored_out / "rejects" / "*.parquet")
     assert rejects.height == 2 and set(rejects.get_column("source_file").str.split("/").list.last()) == {"bad.ndjson"}
     assert "rejected" in done.stderr and json.loads((scored_out / "explanations.json").read_text())
+
+
+def test_top_events_are_distinct_when_a_uid_repeats(demo_run, tmp_path):
+    """One metadata_uid over the 20 highest-scored rows (a producer reusing uids across
+    files): the explained top list names it once, by its highest-scored row, and then
+    the next distinct events."""
+    from ocsf_ray.index.triage import explain_top
+
+    _, out, _ = demo_run
+    scores = read_scores(out).drop_nulls("anomaly_score")
+    family = scores.sort("anomaly_score", descending=True).get_column("family")[0]
+    scores = scores.filter(pl.col("family") == family).sort(["anomaly_score", "metadata_uid"], descending=[True, False])
+    repeated = scores.get_column("metadata_uid").head(20).implode()
+    renamed = (pl.when(pl.col("metadata_uid").is_in(repeated)).then(pl.lit("repeated"))
+               .otherwise(pl.col("metadata_uid")).alias("metadata_uid"))
+    for part in ("features", "canonical"):
+        for path in (out / part / family).rglob("*.parquet"):
+            copy = tmp_path / path.relative_to(out)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            pl.read_parquet(path).with_columns(renamed).write_parquet(copy)
+    (tmp_path / "scores").mkdir()
+    scores.with_columns(renamed).write_parquet(tmp_path / "scores" / "part-0.parquet")
+    explained = explain_top(str(out / "bundle"), str(tmp_path), 5, top_features=1)
+    others = scores.filter(~pl.col("metadata_uid").is_in(repeated)).get_column("metadata_uid").head(4).to_list()
+    assert [e["metadata_uid"] for e in explained] == ["repeated", *others]
+    assert explained[0]["anomaly_score"] == pytest.approx(scores.get_column("anomaly_score")[0], rel=1e-4)

@@ -131,7 +131,7 @@ def raw_values(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     for feature in spec.categorical:
         if feature.column in events.columns:
             exprs.append(normalised(feature.column, feature.normaliser).alias(f"__norm__{feature.column}"))
-    exprs += [pl.col(f.column).cast(pl.Float64) for f in spec.numeric if f.column in events.columns]
+    exprs += [pl.col(f.column).cast(pl.Float64, strict=False) for f in spec.numeric if f.column in events.columns]
     return events.select(exprs)
 
 

@@ -2,7 +2,8 @@
 
 Reads `<out>/scores/` in streamed batches (only the top-n survive each batch), then, per
 family, fetches those events' feature rows and canonical fields by metadata_uid and
-explains them with the bundle's scorer.
+explains them with the bundle's scorer. Each metadata_uid is listed once: should
+producers repeat uids across files, the uid's highest-scored row stands for it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ocsf_ray.index.explain import explain, raw_values
-from ocsf_ray.index.scorer import FamilyScorer
+from ocsf_ray.index.scorer import SCORE_SCHEMA, FamilyScorer
 from ocsf_ray.io.sources import filesystem_for, join_uri
 
-TOP_COLUMNS = ["metadata_uid", "family", "anomaly_score"]
+TOP_COLUMNS = ["metadata_uid", "family", "anomaly_score", "time"]
 
 
 def parquet_files(root: str) -> tuple[list[str], pafs.FileSystem]:
@@ -46,25 +47,39 @@ def read_where_uid(root: str, uids: list[str], columns: list[str] | None = None)
 
 
 def top_scored(out: str, n: int) -> pl.DataFrame:
-    """The n highest anomaly scores across all families (ties broken by uid)."""
+    """The n highest anomaly scores across all families (ties broken by uid), n distinct
+    metadata_uids: rows sharing a uid are represented by their highest-scored one."""
     files, fs = parquet_files(join_uri(out, "scores"))
     best = None
     for batch in pads.dataset(files, filesystem=fs, format="parquet").to_batches(columns=TOP_COLUMNS):
         frame = pl.from_arrow(batch).drop_nulls("anomaly_score")
         best = frame if best is None else pl.concat([best, frame])
-        best = best.sort(["anomaly_score", "metadata_uid"], descending=[True, False]).head(n)
-    return best if best is not None else pl.DataFrame(schema={c: pl.String for c in TOP_COLUMNS})
+        best = (best.sort(["anomaly_score", "metadata_uid"], descending=[True, False])
+                .unique("metadata_uid", keep="first", maintain_order=True).head(n))
+    return best if best is not None else pl.DataFrame(schema={c: SCORE_SCHEMA[c] for c in TOP_COLUMNS})
+
+
+def once_per_uid(rows: pl.DataFrame, top: pl.DataFrame) -> pl.DataFrame:
+    """One row per metadata_uid of rows fetched for the `top` events: the row at the
+    time of the uid's top-scored row when there is one (rows sharing a uid are
+    different events, and the flagged one is what needs explaining), else the first."""
+    if rows.is_empty():
+        return rows
+    at = top.select("metadata_uid", pl.col("time").alias("__top_time"))
+    elsewhere = (pl.col("time") != pl.col("__top_time")).fill_null(True)
+    return (rows.join(at, on="metadata_uid", how="left").sort(elsewhere, maintain_order=True)
+            .unique("metadata_uid", keep="first", maintain_order=True).drop("__top_time"))
 
 
 def explain_top(bundle: str, out: str, n: int, top_features: int = 5) -> list[dict]:
-    """Explanations of the n top-scored events, best first."""
+    """Explanations of the n top-scored events (n distinct metadata_uids), best first."""
     top = top_scored(out, n)
     explained: dict[str, dict] = {}
     for (family,), part in top.partition_by("family", as_dict=True).items():
         uids = part.get_column("metadata_uid").to_list()
         scorer = FamilyScorer.load(bundle, family)
-        features = read_where_uid(join_uri(out, "features", family), uids)
-        canonical = read_where_uid(join_uri(out, "canonical", family), uids)
+        features = once_per_uid(read_where_uid(join_uri(out, "features", family), uids), part)
+        canonical = once_per_uid(read_where_uid(join_uri(out, "canonical", family), uids), part)
         raw = raw_values(canonical, scorer.model.spec) if canonical.height else None
         for item in explain(scorer, features, raw, top_features):
             explained[item["metadata_uid"]] = item

@@ -97,7 +97,8 @@ def gather_signals(archive: CanonicalArchive, score_files: list[str], options: R
 
 
 def _top_events(score_files: list[str], services: list[str], window: Window) -> list[dict]:
-    """The window's highest-scored events of the given services, read with a pushed-down filter."""
+    """The window's highest-scored events of the given services, read with a pushed-down
+    filter; each metadata_uid once (its highest score), should producers repeat uids."""
     import pyarrow.dataset as ds
 
     if not score_files or not services:
@@ -107,7 +108,8 @@ def _top_events(score_files: list[str], services: list[str], window: Window) -> 
     table = ds.dataset(score_files, format="parquet", schema=schema).to_table(
         columns=columns,
         filter=(ds.field("time") >= window.start) & (ds.field("time") < window.end) & ds.field("service").isin(services))
-    top = pl.from_arrow(table).drop_nulls("anomaly_score").sort("anomaly_score", descending=True).head(TOP_EVENTS)
+    top = (pl.from_arrow(table).drop_nulls("anomaly_score").sort("anomaly_score", descending=True)
+           .unique("metadata_uid", keep="first", maintain_order=True).head(TOP_EVENTS))
     return top.to_dicts()
 
 

@@ -31,6 +31,8 @@ SIGNAL_SCHEMA = {"service": pl.String, "signal": pl.String, "source": pl.String,
 CHANGE_SCHEMA = {"metadata_uid": pl.String, "time": pl.Int64, "service": pl.String, "change": pl.String,
                  "message": pl.String}
 LATENCY_FIELDS = ("duration", "http_response_latency")
+# What a config change is called, first present wins; then `class_<class_uid>`.
+CHANGE_NAME_FIELDS = ("change_type", "class_name", "activity_name")
 COUNTER_TYPES = ("counter", "sum", "cumulative")
 COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 SERIES_LABEL_PREFIX = "label_"
@@ -47,6 +49,12 @@ def collect(dataset) -> pl.DataFrame:
     return pl.from_arrow(pa.concat_tables(tables, promote_options="permissive")) if tables else pl.DataFrame()
 
 
+def optional(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
+    """An optional OCSF attribute as `dtype` (values that do not convert become null),
+    all null when the frame has no such column. Aliased to `name`."""
+    return (pl.col(name).cast(dtype, strict=False) if name in frame.columns else pl.lit(None, dtype)).alias(name)
+
+
 def _bucket(options: RcaOptions) -> pl.Expr:
     return (pl.col("time") // options.bucket_ms * options.bucket_ms).alias("bucket")
 
@@ -60,11 +68,11 @@ def families_of(archive: CanonicalArchive, kinds: tuple[str, ...]) -> list[str]:
 def _event_rows(options: RcaOptions):
     def prepare(batch: pa.Table) -> pa.Table:
         frame = pl.from_arrow(batch)
-        latency = [pl.col(c) for c in LATENCY_FIELDS if c in frame.columns]
+        latency = pl.coalesce([optional(frame, c, pl.Float64) for c in LATENCY_FIELDS])
         return frame.select(
             "service", "family", pl.col("source_kind").alias("source"), _bucket(options),
             is_error(frame.schema).cast(pl.Int64).alias("error"),
-            (pl.coalesce(latency).cast(pl.Float64).clip(0).log1p() if latency else pl.lit(None, pl.Float64)).alias("latency"),
+            latency.clip(0).log1p().alias("latency"),
         ).to_arrow()
     return prepare
 
@@ -170,15 +178,15 @@ def _metric_rows(options: RcaOptions):
     def prepare(batch: pa.Table) -> pa.Table:
         frame = pl.from_arrow(batch)
         labels = sorted(c for c in frame.columns if c.startswith(SERIES_LABEL_PREFIX))
-        host = pl.col("device_hostname") if "device_hostname" in frame.columns else pl.lit("")
-        kind = pl.col("metric_type") if "metric_type" in frame.columns else pl.lit(None, pl.String)
-        series = pl.concat_str([pl.col("service"), host, pl.col("metric_name"), *[pl.col(c) for c in labels]],
+        name = optional(frame, "metric_name", pl.String)
+        host, kind = optional(frame, "device_hostname", pl.String), optional(frame, "metric_type", pl.String)
+        series = pl.concat_str([pl.col("service"), host, name, *[pl.col(c).cast(pl.String) for c in labels]],
                                separator="|", ignore_nulls=True)
-        return frame.drop_nulls(["metric_name", "metric_value"]).select(
-            series.alias("series"), "service", "metric_name", "time",
-            pl.col("metric_value").cast(pl.Float64).alias("value"),
-            is_counter(pl.col("metric_name"), kind).alias("counter"),
-        ).to_arrow()
+        return frame.select(
+            series.alias("series"), "service", name, "time",
+            optional(frame, "metric_value", pl.Float64).alias("value"),
+            is_counter(name, kind).alias("counter"),
+        ).drop_nulls(["metric_name", "value"]).to_arrow()
     return prepare
 
 
@@ -217,6 +225,13 @@ def metric_signals(archive: CanonicalArchive, families: list[str], options: RcaO
     return rows.drop_nulls("z").sort("z", descending=True).unique(["service", "signal", "bucket"], keep="first").cast(SIGNAL_SCHEMA)
 
 
+def change_name(frame: pl.DataFrame) -> pl.Expr:
+    """What each config change is called: its change type, else its OCSF class or
+    activity name, else `class_<class_uid>` (class_uid is always there)."""
+    named = [optional(frame, c, pl.String) for c in CHANGE_NAME_FIELDS]
+    return pl.coalesce([*named, pl.format("class_{}", pl.col("class_uid"))])
+
+
 def config_changes(archive: CanonicalArchive, families: list[str]) -> pl.DataFrame:
     """Config change events (few: a handful per service and day), candidate causes."""
     if not families:
@@ -224,10 +239,8 @@ def config_changes(archive: CanonicalArchive, families: list[str]) -> pl.DataFra
 
     def prepare(batch: pa.Table) -> pa.Table:
         frame = pl.from_arrow(batch)
-        kind = pl.col("change_type") if "change_type" in frame.columns else pl.col("class_name")
-        message = pl.col("message") if "message" in frame.columns else pl.lit("")
-        return frame.select("metadata_uid", "time", "service", kind.cast(pl.String).alias("change"),
-                            message.cast(pl.String).alias("message")).to_arrow()
+        return frame.select("metadata_uid", "time", "service", change_name(frame).alias("change"),
+                            optional(frame, "message", pl.String)).to_arrow()
 
     frames = [collect(archive.dataset(f).map_batches(prepare, batch_format="pyarrow")) for f in families]
     frames = [f for f in frames if not f.is_empty()]
