@@ -134,7 +134,9 @@ def _as_datetime(column: str, dtype: pl.DataType) -> pl.Expr:
 def _all_datetimes(series: pl.Series) -> bool:
     """A text column of RFC 3339 datetimes only (a producer's own `created` stamp)."""
     values = series.drop_nulls()
-    return values.len() > 0 and bool(values.str.contains(RFC3339).all())
+    if values.len() == 0 or not values.head(1).str.contains(RFC3339).item():
+        return False  # most text columns fail on their first value: no pass over the rest
+    return bool(values.str.contains(RFC3339).all())
 
 
 def _typed(name: str, dtype: pl.DataType, spec: Attribute | None, series: pl.Series) -> tuple[pl.Expr, pl.Expr | None]:

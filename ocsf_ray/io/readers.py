@@ -130,9 +130,13 @@ def _read_parquet(chunk: Chunk) -> pa.Table:
         return parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
 
 
+def _map_columns(table: pa.Table) -> list[str]:
+    return [field.name for field in table.schema if pa.types.is_map(field.type)]
+
+
 def _parquet_records(table: pa.Table) -> list[dict]:
     """A Parquet table's rows as JSON-like records, maps as objects."""
-    maps = [field.name for field in table.schema if pa.types.is_map(field.type)]
+    maps = _map_columns(table)
     records = table.to_pylist()
     for record in records:
         for name in maps:
@@ -144,7 +148,7 @@ def _parquet_records(table: pa.Table) -> list[dict]:
 def _from_arrow(table: pa.Table, first_row: int) -> pl.DataFrame:
     """A Parquet table as a Polars frame with ROW; map columns (security-lake `unmapped`)
     become one column per key, `<column>_<key>`."""
-    maps = [field.name for field in table.schema if pa.types.is_map(field.type)]
+    maps = _map_columns(table)
     for name in maps:
         table = table.set_column(table.schema.get_field_index(name), name, _map_as_pairs(table.column(name)))
     frame = pl.from_arrow(table, rechunk=False)
