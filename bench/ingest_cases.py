@@ -104,7 +104,7 @@ def main() -> int:
     handled = {m: sum(v == "ok" for v in r.values()) for m, r in results.items()}
     best = max(handled["polars"], handled["pyarrow"])
     ratio = handled["ocsf-ray"] / best if best else float("inf")
-    print(f"handled: " + ", ".join(f"{m} {h}/{len(inputs)}" for m, h in handled.items()))
+    print("handled: " + ", ".join(f"{m} {h}/{len(inputs)}" for m, h in handled.items()))
     print(f"ocsf_ray_vs_best_plain_reader: {ratio:.1f}x")
     print(json.dumps({"bench": "ingest_cases", "inputs": len(inputs), "handled": handled,
                       "ocsf_ray_vs_best_plain_reader": ratio, "results": results}))
