@@ -27,6 +27,11 @@ def start_ray(num_cpus: int | None = None, quiet: bool = True) -> None:
         logging_level=logging.WARNING if quiet else logging.INFO,
     )
     context = ray.data.DataContext.get_current()
+    # Ray Data's V2 Parquet reader lists files in tasks that each start footer-reading
+    # actors; a few reads at once (RCA unions every family) fill a small cluster's CPUs
+    # with listing tasks whose actors can then never be placed, and the job hangs. The
+    # V1 reader plans on the driver and has no such wait.
+    context.use_datasource_v2 = False
     if quiet:
         context.enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
