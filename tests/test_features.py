@@ -55,6 +55,8 @@ def test_distributed_fit_equals_single_process_fit(split_archive):
         "/api/users/<id>", "/api/checkout", "/api/search", "/api/orders/<id>/items",
     }
     assert set(columns["message"].vocabulary) == {"Request took <num>ms", "Database timeout after <num>ms"}
+    assert columns["message"].templates is not None  # Drain templates, mined on the driver from merged counts
+    assert set(columns["message"].vocabulary) <= set(columns["message"].templates.templates)
     assert columns["http_response_code"].vocabulary == ("200", "504")
     assert columns["src_endpoint_ip"].normaliser == "ip"
     assert all(v.endswith(".0/24") for v in columns["src_endpoint_ip"].vocabulary)
@@ -241,3 +243,104 @@ def test_datetime_columns_are_not_features():
     assert [f.column for f in spec.categorical] == ["http_request_http_method"]
     assert spec.numeric == ()
     assert set(extract(frame, spec).columns) >= {"cat__http_request_http_method"}
+
+
+LOGON = ["User 17 logged in from 10.0.0.3", "User 942 logged in from 10.2.0.9", "User alice logged in from 10.2.0.7"]
+DISK = ["Disk /dev/sda1 at 91% capacity", "Disk /dev/nvme0n1 at 45% capacity", "Disk /dev/sdb2 at 77% capacity"]
+LOGON_TEMPLATE, DISK_TEMPLATE = "User <*> logged in from <ip>", "Disk <*> at <num>% capacity"
+
+
+def message_frame(messages: list[str | None]) -> pl.DataFrame:
+    rows = len(messages)
+    return pl.DataFrame({
+        "metadata_uid": [f"e{i}" for i in range(rows)],
+        "time": [1_768_900_000_000 + i * 60_000 for i in range(rows)],
+        "service": ["shop"] * rows,
+        "source_kind": ["log"] * rows,
+        "message": pl.Series(messages, dtype=pl.String),
+    })
+
+
+def test_drain_mines_one_template_per_message_shape_and_keeps_it_for_new_values():
+    """Masks first (numbers, IPs), then Drain: the logon and disk variants give two
+    templates, which new variable values (an unseen user, device, address, percentage)
+    match unchanged, through the Polars masks and through drain3's own masking alike."""
+    from ocsf_ray.features.normalise import MESSAGE_MASKS, message_template
+    from ocsf_ray.features.templates import match_templates, mine_templates, template_miner
+
+    masked = pl.DataFrame({"m": LOGON + DISK}).select(message_template(pl.col("m"))).to_series().to_list()
+    state = mine_templates(masked, MESSAGE_MASKS)
+    assert state.templates == (LOGON_TEMPLATE, DISK_TEMPLATE)  # in cluster-id order
+    assert [m.mask_with for m in state.masking] == ["str", "uuid", "ip", "name", "hex", "num"]
+
+    unseen = ["User bob logged in from 172.16.5.4", "User 3 logged in from 192.168.1.20",
+              "Disk /dev/sdz9 at 12% capacity", "Kernel panic: not syncing"]
+    new = pl.DataFrame({"m": unseen}).select(message_template(pl.col("m"))).to_series().to_list()
+    assert match_templates(state, new) == [LOGON_TEMPLATE, LOGON_TEMPLATE, DISK_TEMPLATE, None]
+    assert match_templates(state, masked) == [LOGON_TEMPLATE] * 3 + [DISK_TEMPLATE] * 3
+    assert state.templates == (LOGON_TEMPLATE, DISK_TEMPLATE)  # matching changed nothing
+    miner = template_miner(state)
+    assert miner is template_miner(state)  # built once per state
+    assert [c.get_template() if c else None for c in map(miner.match, unseen)] == \
+        [LOGON_TEMPLATE, LOGON_TEMPLATE, DISK_TEMPLATE, None]
+    with pytest.raises(ValueError):
+        mine_templates(masked, MESSAGE_MASKS, sim_th=0.0)
+
+
+def test_drain_state_round_trips_through_the_spec_json(tmp_path):
+    """The templates and Drain parameters are plain JSON in the FeatureSpec; a saved and
+    loaded spec maps a new message of a known shape to its template's code, a message of a
+    new shape to the unseen code, and a missing one to the missing code. A spec fitted
+    before Drain (a "message" feature without templates) still loads and uses the masks."""
+    import json
+
+    from ocsf_ray.features.spec import FIRST_CODE, FeatureSpec
+
+    spec = fit_spec(message_frame((LOGON + DISK) * 4), "6003_log")
+    feature = next(f for f in spec.categorical if f.column == "message")
+    assert set(feature.vocabulary) == {LOGON_TEMPLATE, DISK_TEMPLATE}
+    data = json.loads(json.dumps(spec.to_dict()))
+    saved = next(c for c in data["categorical"] if c["column"] == "message")["templates"]
+    assert saved["templates"] == [LOGON_TEMPLATE, DISK_TEMPLATE]
+    assert (saved["depth"], saved["sim_th"], saved["max_children"]) == (4, 0.4, 100)
+    assert {"regex_pattern", "mask_with"} == set(saved["masking"][0])
+    assert FeatureSpec.from_dict(data) == spec
+
+    save_specs({"6003_log": spec}, str(tmp_path / "feature_spec.json"))
+    loaded = load_specs(str(tmp_path / "feature_spec.json"))["6003_log"]
+    assert loaded == spec
+    new = message_frame(["User carol logged in from 172.16.5.4", "Disk /dev/sdq3 at 5% capacity",
+                         "Kernel panic: not syncing", "User 5 logged out", None])
+    codes = extract(new, loaded)["cat__message"].to_list()
+    vocabulary = next(f for f in loaded.categorical if f.column == "message").vocabulary
+    assert codes == [FIRST_CODE + vocabulary.index(LOGON_TEMPLATE), FIRST_CODE + vocabulary.index(DISK_TEMPLATE),
+                     UNSEEN_CODE, UNSEEN_CODE, MISSING_CODE]
+
+    old = json.loads(json.dumps(data))
+    for c in old["categorical"]:
+        c.pop("templates")
+        if c["column"] == "message":
+            c["vocabulary"] = ["User <num> logged in from <ip>"]
+    legacy = FeatureSpec.from_dict(old)
+    assert next(f for f in legacy.categorical if f.column == "message").templates is None
+    codes = extract(message_frame(["User 8 logged in from 10.9.9.9", "User bob logged in from 10.9.9.9"]), legacy)
+    assert codes["cat__message"].to_list() == [FIRST_CODE, UNSEEN_CODE]  # regex masks alone
+
+
+def test_fitted_message_features_have_template_vocabulary():
+    """The fit path: a message column's vocabulary is its Drain templates (most frequent
+    first), its id-like and coverage checks see templates (six distinct variable values per
+    shape would make the raw text id-like), and the codes of the fitted frame are all known."""
+    from ocsf_ray.features.normalise import message_template
+
+    logons = [f"User {chr(97 + i // 26)}{chr(97 + i % 26)} logged in from 10.0.{i % 7}.{i}" for i in range(60)]
+    disks = [f"Disk /dev/sd{chr(97 + i)}{i % 4} at {i}% capacity" for i in range(26)]
+    frame = message_frame(logons + disks)
+    masked = frame.select(message_template(pl.col("message"))).to_series()
+    assert masked.n_unique() > 0.5 * frame.height  # the masked text alone is id-like: it would be dropped
+    spec = fit_spec(frame, "6003_log")
+    feature = next(f for f in spec.categorical if f.column == "message")
+    assert feature.normaliser == "message" and feature.templates is not None
+    assert feature.vocabulary == (LOGON_TEMPLATE, DISK_TEMPLATE)  # 60 logons, 26 disk reports
+    assert set(feature.templates.templates) == {LOGON_TEMPLATE, DISK_TEMPLATE}
+    assert (extract(frame, spec)["cat__message"] >= 2).all()

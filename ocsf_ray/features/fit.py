@@ -27,6 +27,20 @@ column can only err towards being called an identifier). Numeric
 quantiles are exact when every block holds at most `sample_per_block` values and
 otherwise come from uniform per-block samples weighted by block size (rank error
 about 1/sqrt(sample) per block).
+
+Messages (`resolve_templates`): a "message" column's values are Drain templates
+(`ocsf_ray.features.templates`). Blocks count masked messages like any text (the masks of
+`normalise.MESSAGE_MASKS`, so the statistics stay mergeable and small); the driver then
+fits one Drain on a bounded sample of the merged counts, the `template_sample` (20,000)
+most frequent distinct masked messages, fed once each, most frequent first (ties by text),
+and maps every counted message to its template with the saved state, exactly as the
+transform will, before any decision is taken. One miner on a merged sample rather than
+per-block miners merged: Drain is online and order-dependent, and two Drain trees have no
+defined union, so merging per-block templates would depend on how files were split and
+ordered; merged counts do not, which keeps the distributed fit equal to `fit_spec` on the
+same events. The sample is bounded (and a block reports at most 4 x max_vocab masked
+messages), so the rarest message shapes of a huge archive may match no template: they
+are kept out of the vocabulary and score as unseen, like any too-rare value.
 """
 
 from __future__ import annotations
@@ -34,8 +48,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ocsf_ray.features.normalise import name_normaliser, normalised
+from ocsf_ray.features.normalise import MESSAGE_MASKS, name_normaliser, normalised
 from ocsf_ray.features.spec import CategoricalFeature, FeatureOptions, FeatureSpec, NumericFeature
+from ocsf_ray.features.templates import TemplateState, match_templates, mine_templates
 
 NOT_FEATURES = ("metadata_uid", "time", "family", "source_kind", "class_uid")
 TIME_SPAN = "__time_span__"  # stats entry: first and last event time (ms)
@@ -246,6 +261,7 @@ def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOpt
     categorical, numeric, dropped = [], [], {}
     span = stats.get(TIME_SPAN, {"min": 0, "max": 0})
     stats, normalisers = resolve_content({c: e for c, e in stats.items() if c != TIME_SPAN}, normalisers)
+    stats, templates = resolve_templates(stats, normalisers, options)
     days = (span["max"] - span["min"]) / _DAY_MS
     rows = max((e["rows"] for e in stats.values()), default=0)
     for column in sorted(stats):
@@ -276,7 +292,7 @@ def decide_spec(family: str, stats: dict, normalisers: dict, options: FeatureOpt
             dropped[column] = (f"id-like: {short:.0%} of rows carry a value seen only within "
                                f"{options.short_lived_fraction:.0%} of the fitted time span")
         else:
-            feature = _categorical(column, normalisers.get(column), entry, options)
+            feature = _categorical(column, normalisers.get(column), entry, options, templates.get(column))
             covered = sum(counts.get(v, 0) for v in feature.vocabulary) / entry["nonnull"]
             if not feature.vocabulary and not forced:
                 dropped[column] = f"every value seen fewer than {options.min_count} times"
@@ -320,6 +336,41 @@ def resolve_content(stats: dict, normalisers: dict) -> tuple[dict, dict]:
     return stats, normalisers
 
 
+def resolve_templates(stats: dict, normalisers: dict, options: FeatureOptions) -> tuple[dict, dict[str, TemplateState]]:
+    """Mine the Drain templates of each "message" column from its merged masked-message
+    counts (the `options.template_sample` most frequent, see the module docstring) and
+    restate its statistics per template: counts summed, lifetimes widened, distinct
+    recounted (when a block was truncated: the templates plus the masked messages no block
+    reported, still an upper bound). A message no template matches keeps its masked text.
+    Returns new stats and {column: TemplateState}."""
+    stats, states = dict(stats), {}
+    for column, normaliser in normalisers.items():
+        entry = stats.get(column)
+        if normaliser != "message" or not entry or entry["numeric"] or not entry["counts"]:
+            continue
+        sample = sorted(entry["counts"].items(), key=lambda vc: (-vc[1], vc[0]))[: options.template_sample]
+        state = mine_templates((v for v, _ in sample), MESSAGE_MASKS, options.template_depth,
+                               options.template_sim_th, options.template_max_children)
+        stats[column], states[column] = {**entry, **_per_template(entry, state)}, state
+    return stats, states
+
+
+def _per_template(entry: dict, state: TemplateState) -> dict:
+    """Counts, lifetimes and distinct count of a message column's values mapped to templates."""
+    values = list(entry["counts"])
+    counts: dict[str, int] = {}
+    lifetimes: dict | None = None if entry.get("lifetimes") is None else {}
+    for value, template in zip(values, match_templates(state, values)):
+        key = value if template is None else template
+        counts[key] = counts.get(key, 0) + entry["counts"][value]
+        if lifetimes is not None and value in entry["lifetimes"]:
+            first, last = entry["lifetimes"][value]
+            seen = lifetimes.get(key)
+            lifetimes[key] = [first, last] if seen is None else [min(seen[0], first), max(seen[1], last)]
+    unreported = max(0, entry["distinct"] - len(values)) if entry.get("truncated") else 0
+    return {"counts": counts, "lifetimes": lifetimes, "distinct": len(counts) + unreported}
+
+
 def _distinct(entry: dict) -> int:
     """Exact distinct count while no block was truncated, else the sum over blocks (an upper bound)."""
     return entry["distinct"] if entry.get("truncated") else len(entry["counts"] or {})
@@ -345,12 +396,16 @@ def _short_lived_share(entry: dict, span: dict, options: FeatureOptions) -> floa
     return sum(n for n in counts if n <= options.max_occurrence_events) / entry["nonnull"]
 
 
-def _categorical(column: str, normaliser: str | None, entry: dict, options: FeatureOptions) -> CategoricalFeature:
+def _categorical(column: str, normaliser: str | None, entry: dict, options: FeatureOptions,
+                 templates: TemplateState | None = None) -> CategoricalFeature:
+    """The max_vocab most frequent values seen min_count times; with `templates`, templates
+    only (a message that matched none is no vocabulary entry)."""
+    known = set(templates.templates) if templates is not None else None
     frequent = sorted(
-        ((v, c) for v, c in (entry["counts"] or {}).items() if c >= options.min_count),
+        ((v, c) for v, c in (entry["counts"] or {}).items() if c >= options.min_count and (known is None or v in known)),
         key=lambda vc: (-vc[1], vc[0]),
     )
-    return CategoricalFeature(column, normaliser, tuple(v for v, _ in frequent[: options.max_vocab]))
+    return CategoricalFeature(column, normaliser, tuple(v for v, _ in frequent[: options.max_vocab]), templates)
 
 
 def fit_spec(frame: pl.DataFrame, family: str, options: FeatureOptions = FeatureOptions()) -> FeatureSpec:

@@ -4,11 +4,20 @@ Every OCSF user needs these: a log message is only comparable across events once
 variable parts are masked, a URL path once the ids in it are, an IP once reduced to
 its subnet, a user agent once reduced to its product. Each is a Polars expression,
 chosen per column by OCSF attribute name or, for paths, by content.
+
+Messages: the masks of `MESSAGE_MASKS` (quoted strings, UUIDs, IPv4 addresses, dotted
+names, hex, numbers) live here, and only here. Applied alone (`message_template`) they
+are the regex templates of specs fitted before Drain; a fitted spec's message feature
+also carries mined Drain templates (`ocsf_ray.features.templates.TemplateState`, which
+records these masks as drain3 masking instructions), and `normalised` then maps each
+masked message to its Drain template.
 """
 
 from __future__ import annotations
 
 import polars as pl
+
+from ocsf_ray.features.templates import TemplateState, drain_templates
 
 _QUOTED = r"""'[^']*'|"[^"]*\""""
 _UUID = r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
@@ -19,17 +28,29 @@ _DOTTED_NAME = r"\b[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+\b"  # user names, hosts
 _PATH_ID = r"^(\d+|[0-9a-fA-F-]{8,}|[A-Za-z]+[-_][0-9a-fA-F]{6,}|[^/]*\d[^/]*\d[^/]*\d[^/]*)$"
 
 
+# (mask name, regex), applied in this order; a match becomes `<name>`. Drain's masking
+# instructions (`TemplateState.masking`) are these, recorded in each fitted spec.
+MESSAGE_MASKS: tuple[tuple[str, str], ...] = (
+    ("str", _QUOTED),
+    ("uuid", _UUID),
+    ("ip", _IPV4),
+    ("name", _DOTTED_NAME),
+    ("hex", _HEX),
+    ("num", _NUMBER),
+)
+
+
+def masked(expr: pl.Expr, masks: tuple[tuple[str, str], ...] = MESSAGE_MASKS) -> pl.Expr:
+    """Text with every match of each (name, regex) of `masks`, in order, replaced by `<name>`."""
+    for name, pattern in masks:
+        expr = expr.str.replace_all(pattern, f"<{name}>")
+    return expr
+
+
 def message_template(expr: pl.Expr) -> pl.Expr:
     """`Slow checkout processing: 4602ms` → `Slow checkout processing: <num>ms`;
     `Session refreshed for david.hall` → `Session refreshed for <name>`."""
-    return (
-        expr.str.replace_all(_QUOTED, "<str>")
-        .str.replace_all(_UUID, "<uuid>")
-        .str.replace_all(_IPV4, "<ip>")
-        .str.replace_all(_DOTTED_NAME, "<name>")
-        .str.replace_all(_HEX, "<hex>")
-        .str.replace_all(_NUMBER, "<num>")
-    )
+    return masked(expr, MESSAGE_MASKS)
 
 
 def url_template(expr: pl.Expr) -> pl.Expr:
@@ -76,12 +97,21 @@ def name_normaliser(name: str) -> str | None:
     return None
 
 
-def normalised(name: str, normaliser: str | None) -> pl.Expr:
+def normalised(name: str, normaliser: str | None, templates: TemplateState | None = None) -> pl.Expr:
     """The column as text, passed through its normaliser when it has one.
 
     Integer-valued numbers used as categories (status codes, enum ids) print without
     a fraction, so 200 and 200.0 from two producers are the same category.
+
+    A "message" column with `templates` (the Drain state of its CategoricalFeature) is
+    masked with the state's masks and mapped to its Drain template; a message that
+    matches no template stays its masked text, which is never a template (so never in a
+    vocabulary of templates). Without `templates` ("message" specs fitted before Drain, or
+    explanations showing an event's own text) the masked text is the value.
     """
+    if normaliser == "message" and templates is not None:
+        text = pl.col(name).cast(pl.String)
+        return drain_templates(masked(text, templates.masks), templates)
     if normaliser == "integer":
         number = pl.col(name).cast(pl.Float64, strict=False).round(0)
         return number.cast(pl.Int64, strict=False).cast(pl.String)

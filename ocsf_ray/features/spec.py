@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from ocsf_ray.features.templates import TemplateState
+
 MISSING_CODE = 0  # the column had no value
 UNSEEN_CODE = 1  # a value not in the vocabulary (new at score time, or too rare at fit time)
 FIRST_CODE = 2
@@ -47,6 +49,10 @@ class FeatureOptions:
     clip: scaled numerics are clipped to [-clip, clip] so one outlier cannot dominate.
     sample_per_block: numeric quantiles come from uniform samples of at most this many
         values per block, weighted by block size (exact when blocks are smaller).
+    template_sample / template_depth / template_sim_th / template_max_children: message
+        columns are parsed into Drain templates (`ocsf_ray.features.templates`) mined from
+        at most template_sample distinct masked messages (the most frequent), with drain3's
+        depth, similarity threshold and children per tree node.
     include / exclude: columns forced in or out whatever the data says.
     host_fields / actor_fields: the first present names the host / actor entity of
         window features.
@@ -73,6 +79,10 @@ class FeatureOptions:
     max_int_levels: int = 32
     clip: float = 10.0
     sample_per_block: int = 8192
+    template_sample: int = 20_000
+    template_depth: int = 4
+    template_sim_th: float = 0.4
+    template_max_children: int = 100
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     host_fields: tuple[str, ...] = ("device_hostname", "host_name", "src_endpoint_hostname")
@@ -87,6 +97,9 @@ class CategoricalFeature:
     column: str
     normaliser: str | None
     vocabulary: tuple[str, ...]  # value at index i has code FIRST_CODE + i
+    # a message column's Drain templates (its vocabulary then holds templates); None for
+    # every other column and for "message" features fitted before Drain (regex masks only)
+    templates: TemplateState | None = None
 
     @property
     def cardinality(self) -> int:
@@ -128,7 +141,8 @@ class FeatureSpec:
             family=data["family"],
             rows=data["rows"],
             categorical=tuple(
-                CategoricalFeature(c["column"], c["normaliser"], tuple(c["vocabulary"]))
+                CategoricalFeature(c["column"], c["normaliser"], tuple(c["vocabulary"]),
+                                   TemplateState.from_dict(c["templates"]) if c.get("templates") else None)
                 for c in data["categorical"]
             ),
             numeric=tuple(NumericFeature(**n) for n in data["numeric"]),

@@ -24,13 +24,20 @@ _MINUTE_MS = 60_000
 
 
 def categorical_codes(spec: FeatureSpec) -> list[pl.Expr]:
-    """Vocabulary codes: 0 missing, 1 unseen, 2.. known values (so new data never fails)."""
+    """Vocabulary codes: 0 missing, 1 unseen, 2.. known values (so new data never fails).
+
+    A message feature with Drain templates maps each message to its template (its
+    distinct messages matched once per batch, see `ocsf_ray.features.templates`); one that
+    matches no template is unseen. Its missing test reads the raw column (a template is
+    null exactly when the message is), so the matching runs once.
+    """
     exprs = []
     for feature in spec.categorical:
-        text = normalised(feature.column, feature.normaliser)
+        text = normalised(feature.column, feature.normaliser, feature.templates)
+        missing = pl.col(feature.column).is_null() if feature.templates is not None else text.is_null()
         codes = range(FIRST_CODE, FIRST_CODE + len(feature.vocabulary))
         coded = text.replace_strict(list(feature.vocabulary), list(codes), default=UNSEEN_CODE, return_dtype=pl.Int32)
-        exprs.append(pl.when(text.is_null()).then(pl.lit(MISSING_CODE, pl.Int32)).otherwise(coded).alias(f"cat__{feature.column}"))
+        exprs.append(pl.when(missing).then(pl.lit(MISSING_CODE, pl.Int32)).otherwise(coded).alias(f"cat__{feature.column}"))
     return exprs
 
 
