@@ -167,7 +167,10 @@ def _explanation(item: dict) -> str:
         f'<li><span class="bar" style="width:{int(60 * abs(f.get("contribution") or 0.0) / scale)}px"></span>'
         f'{_fmt(f.get("text"))} <span class="note">({_fmt(f.get("contribution"))})</span></li>'
         for f in features)
-    return (f"<b>k-NN distance</b> {_fmt(item.get('knn_distance'))}; <b>nearest normal events</b>: {near}"
+    shares = ", ".join(f"{_fmt(s.get('feature'))}" + (f" (p {_fmt(s['tail_probability'])})" if "tail_probability" in s else "")
+                       + f" {_fmt(s.get('share'), 2)}" for s in item.get("score_shares") or []) or DASH
+    return (f"<b>deciding term</b> {_fmt(item.get('deciding_term'))}: {shares}"
+            f"<br><b>k-NN distance</b> {_fmt(item.get('knn_distance'))}; <b>nearest normal events</b>: {near}"
             f"<br><b>differing features</b>:<ul>{lines or '<li>' + DASH + '</li>'}</ul>")
 
 

@@ -1,4 +1,5 @@
-"""evaluate: metrics on constructed cases, baselines on an easy case, the result's shape."""
+"""evaluate: metrics on constructed cases, baselines on an easy case, the result's shape,
+HBOS and the time-excluded k-NN baseline on small matrices."""
 
 from __future__ import annotations
 
@@ -8,23 +9,27 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ocsf_ray.evaluate import evaluate_run, knn_raw, write_evaluation
+from ocsf_ray.evaluate import code_rarity, evaluate_run, hbos, knn_raw, write_evaluation
 from ocsf_ray.features.spec import CategoricalFeature, FeatureSpec, NumericFeature, save_specs
 from ocsf_ray.features.transform import feature_columns
 
 FAMILIES = {"3002_log": (300, "INC-001"), "6003_trace": (200, "INC-002")}  # rows, incident of its anomalies
 INCIDENTS = [{"id": "INC-001", "type": "cpu_saturation"}, {"id": "INC-002", "type": "error_burst"}]
 METRIC_KEYS = {"auroc", "auprc", "precision_at_k", "recall_at_threshold", "flagged_rate", "per_incident_type"}
+BASELINES = {"hbos", "isolation_forest", "ecod", "knn_raw", "template_rarity", "severity", "random"}
 
 
 def _spec(family: str, rows: int) -> FeatureSpec:
-    return FeatureSpec(family, rows, (CategoricalFeature("kind", None, ("a", "b", "c")),),
+    categorical = (CategoricalFeature("kind", None, ("a", "b", "c")), CategoricalFeature("message", "message", ("ok", "fail")),
+                   CategoricalFeature("severity_id", "integer", ("1", "4")))
+    return FeatureSpec(family, rows, categorical,
                        (NumericFeature("latency", False, 0.0, 1.0, False), NumericFeature("bytes", False, 0.0, 1.0, True)),
                        None, None, 10.0)
 
 
 def _family_frame(family: str, rows: int, incident: str, rng) -> pl.DataFrame:
-    """Normal rows near 0; every 20th row an anomaly with numerics shifted by 8."""
+    """Normal rows near 0; every 20th row an anomaly with numerics shifted by 8, a rare
+    message template and severity 4 in every other one of them."""
     categorical, floats = feature_columns(_spec(family, rows))
     label = np.arange(rows) % 20 == 7
     data = {c: rng.normal(0, 1, rows).astype(np.float32) for c in floats}
@@ -36,6 +41,8 @@ def _family_frame(family: str, rows: int, incident: str, rng) -> pl.DataFrame:
         "time": np.arange(rows, dtype=np.int64) * 1000,
         "service": "svc", "source_kind": "log",
         "cat__kind": rng.integers(2, 5, rows).astype(np.int32),
+        "cat__message": np.where(label, 3, 2).astype(np.int32),
+        "cat__severity_id": np.where(label & (np.arange(rows) % 40 == 7), 3, 2).astype(np.int32),
         **data,
         "family": family,
         "label": label,
@@ -83,10 +90,10 @@ def test_perfect_and_reversed_scores(events, tmp_path):
     assert method["precision_at_positives"] == 1.0
     assert method["recall_at_threshold"] == pytest.approx(15 / 25)
     assert method["flagged_rate"] == pytest.approx(15 / 500)
-    assert method["per_incident_type"] == {
-        "cpu_saturation": {"recall": 1.0, "auroc": 1.0, "events": 15},
-        "error_burst": {"recall": 0.0, "auroc": 1.0, "events": 10},
-    }
+    per_type = method["per_incident_type"]
+    assert {t: (m["recall"], m["events"]) for t, m in per_type.items()} == {"cpu_saturation": (1.0, 15), "error_burst": (0.0, 10)}
+    assert all(m["auroc"] == m["auprc"] == m["precision_at_positives"] == 1.0 for m in per_type.values())
+    assert per_type["error_burst"]["precision_at_k"] == {"10": 1.0, "100": 0.1}  # 10 of its kind among 485 + 10
     reversed_dir, labels = _write_run(tmp_path / "reversed", events, 5.0 - label * 5.0, flagged)
     assert evaluate_run(reversed_dir, labels, features_root=str(tmp_path / "perfect" / "run"))["method"]["auroc"] == 0.0
 
@@ -96,13 +103,15 @@ def test_baselines_find_shifted_anomalies(events, tmp_path):
     scores_dir, labels = _write_run(tmp_path, events, np.zeros(len(events)), label)
     result = evaluate_run(scores_dir, labels, fit_cap=150)  # the larger family is subsampled
     assert set(result) >= {"method", "baselines", "events", "positives", "notes"}
-    assert set(result["baselines"]) == {"isolation_forest", "ecod", "knn_raw", "random"}
+    assert set(result["baselines"]) == BASELINES
     for metrics in (result["method"], *result["baselines"].values()):
         assert set(metrics) >= METRIC_KEYS
         assert set(metrics["precision_at_k"]) == {"100", "1000"}
     baselines = result["baselines"]
     assert baselines["knn_raw"]["auroc"] > 0.9 and baselines["isolation_forest"]["auroc"] > 0.9
-    assert baselines["ecod"]["auroc"] > 0.8
+    assert baselines["ecod"]["auroc"] > 0.8 and baselines["hbos"]["auroc"] > 0.8
+    assert baselines["template_rarity"]["auroc"] == 1.0  # the anomalies' template is the rare one
+    assert 0.6 < baselines["severity"]["auroc"] < 1.0  # half the anomalies have the high severity
     assert 0.3 < baselines["random"]["auroc"] < 0.7
     assert all(b["flagged_rate"] == pytest.approx(25 / 500) for b in baselines.values())
     assert baselines["knn_raw"]["per_incident_type"]["error_burst"]["events"] == 10
@@ -135,8 +144,38 @@ def test_unscored_and_unlabelled_events(events, tmp_path):
 def test_knn_raw_excludes_only_the_self_match():
     x = np.arange(6, dtype=np.float32).reshape(-1, 1) * 2  # points 0, 2, 4, ...
     fit = np.array([0, 1, 2])  # 0, 2, 4 fitted; 6, 8, 10 only scored
-    scores = knn_raw(x, fit, seed=0, neighbours=1)
+    scores = knn_raw(x, fit, neighbours=1)
     np.testing.assert_allclose(scores, [2, 2, 2, 2, 4, 6])
+
+
+def test_knn_raw_excludes_neighbours_from_the_events_own_hour():
+    """Ten hours of 20 events each, every event's one feature its hour: without exclusion an
+    event's neighbours are its own hour's (distance 0); with 60-minute exclusion the hours
+    around its own are skipped too, as the index does, so the nearest are 2 hours away."""
+    hour = np.repeat(np.arange(10), 20)
+    times = hour * 3_600_000 + np.tile(np.arange(20), 10) * 60_000
+    x = hour.astype(np.float32).reshape(-1, 1)
+    fit = np.arange(len(x))
+    np.testing.assert_allclose(knn_raw(x, fit, 5), 0.0)
+    np.testing.assert_allclose(knn_raw(x, fit, 5, times, exclusion_minutes=0.0), 0.0)
+    np.testing.assert_allclose(knn_raw(x, fit, 5, times, exclusion_minutes=60.0), 2.0)
+    burst = np.where(hour == 4, 100.0, x[:, 0]).astype(np.float32).reshape(-1, 1)  # an hour-long burst of one value
+    assert knn_raw(burst, fit, 5)[hour == 4].max() == 0.0  # its own events hide it...
+    assert knn_raw(burst, fit, 5, times, 60.0)[hour == 4].min() > 90  # ...unless excluded
+
+
+def test_hbos_ranks_rare_bins_first():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (500, 3)).astype(np.float32)
+    x[:5] += 6  # five outliers on every column
+    x[:, 2] = 1.0  # a constant column is ignored
+    scores = hbos(x, np.arange(100, 500))  # fitted without the outliers, scores every row
+    assert scores.shape == (500,)
+    assert scores[:5].min() > np.quantile(scores[5:], 0.99)
+
+
+def test_code_rarity():
+    np.testing.assert_allclose(code_rarity(np.array([2, 2, 2, 3])), -np.log([0.75, 0.75, 0.75, 0.25]))
 
 
 def test_write_evaluation(tmp_path):

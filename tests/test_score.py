@@ -42,7 +42,8 @@ def test_run_scores_every_event_and_ranks_incidents_high(demo_run):
     assert scores.height == labels.height  # one row per accepted event (synth rows are all valid)
     assert scores.get_column("metadata_uid").n_unique() == scores.height
     evaluation = json.loads((out / "evaluation.json").read_text())
-    assert set(evaluation["baselines"]) == {"isolation_forest", "ecod", "knn_raw", "random"}
+    assert set(evaluation["baselines"]) == {"hbos", "ecod", "isolation_forest", "knn_raw", "template_rarity", "severity",
+                                            "random"}
     assert evaluation["method"]["auroc"] >= AUROC_FLOOR
     assert evaluation["method"]["auroc"] > evaluation["baselines"]["random"]["auroc"] + 0.1
     scored = scores.drop_nulls("anomaly_score")
@@ -77,6 +78,16 @@ def test_explanations_name_features_that_really_differ(demo_run):
         assert own != pytest.approx(typical, abs=1e-6), (item["metadata_uid"], first)
         checked += 1
     assert checked == len(explanations)
+
+
+def test_explanations_say_which_term_decided_and_the_shares_add_up_to_the_score(demo_run):
+    _, out, _ = demo_run
+    for item in json.loads((out / "explanations.json").read_text()):
+        assert set(item["terms"]) == {"embedding", "features", "rarity"}
+        assert item["terms"][item["deciding_term"]] == max(item["terms"].values())
+        assert sum(s["share"] for s in item["score_shares"]) == pytest.approx(item["anomaly_score"], rel=1e-6)
+        if item["deciding_term"] == "rarity":  # fields named as the bundle's rarity term reads them
+            assert all(0 < s["tail_probability"] <= 1 for s in item["score_shares"] if "tail_probability" in s)
 
 
 def _column_suffix(label: str) -> str:
@@ -154,3 +165,23 @@ def test_top_events_are_distinct_when_a_uid_repeats(demo_run, tmp_path):
     others = scores.filter(~pl.col("metadata_uid").is_in(repeated)).get_column("metadata_uid").head(4).to_list()
     assert [e["metadata_uid"] for e in explained] == ["repeated", *others]
     assert explained[0]["anomaly_score"] == pytest.approx(scores.get_column("anomaly_score")[0], rel=1e-4)
+
+
+def test_the_scorer_is_an_estimator_with_pyods_conventions(demo_run):
+    """fit → decision_scores_ on the fit rows in their order, threshold_ from contamination
+    (the share of fit rows labelled 1), decision_function on the same rows gives the same
+    scores (each row is still excluded from its own neighbours and counts)."""
+    from ocsf_ray.index import FamilyScorer
+    from ocsf_ray.train.bundle import load_family
+
+    _, out, _ = demo_run
+    features = pl.read_parquet(out / "features" / "6003_log" / "*.parquet").sample(3000, seed=0)
+    detector = FamilyScorer(load_family(str(out / "bundle"), "6003_log"), contamination=0.02).fit(features)
+    assert detector.decision_scores_.shape == (3000,)
+    assert detector.threshold_ == pytest.approx(-np.log10(0.02))
+    assert 0.01 <= detector.labels_.mean() <= 0.03
+    np.testing.assert_allclose(detector.decision_function(features), detector.decision_scores_, atol=1e-5)
+    shuffled = features.sample(fraction=1.0, shuffle=True, seed=1)
+    by_uid = dict(zip(features.get_column("metadata_uid"), detector.decision_scores_))
+    np.testing.assert_allclose(detector.decision_function(shuffled),
+                               [by_uid[u] for u in shuffled.get_column("metadata_uid")], atol=1e-5)

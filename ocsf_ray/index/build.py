@@ -13,14 +13,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ocsf_ray.index.calibration import ScoreCalibration
 from ocsf_ray.index.options import IndexOptions
-from ocsf_ray.index.reference import FamilyIndex, TimeShards, build_shards, feature_vectors
-from ocsf_ray.index.scorer import EmbedBatches
-from ocsf_ray.index.search import mean_distance
+from ocsf_ray.index.reference import FamilyIndex
+from ocsf_ray.index.scorer import EmbedBatches, FamilyScorer
 from ocsf_ray.io.sources import join_uri
 from ocsf_ray.io.storage import write_json
-from ocsf_ray.train.bundle import MANIFEST, read_manifest
+from ocsf_ray.train.bundle import MANIFEST, load_family, read_manifest
 from ocsf_ray.train.data import FamilyFeatures, discover_features
 
 BATCH_ROWS = 4096
@@ -73,23 +71,10 @@ def embed_sample(bundle: str, features: FamilyFeatures, max_rows: int, seed: int
 
 
 def index_family(bundle: str, features: FamilyFeatures, options: IndexOptions) -> FamilyIndex:
-    """The family's reference indexes and calibration; reference scores are computed as
-    any score is, so an event never counts as its own (or its own hour's) neighbour."""
+    """The family's reference indexes and calibration, fitted on a uniform sample of its
+    feature rows (`FamilyScorer.fit`)."""
     reference, embeddings = embed_sample(bundle, features, options.reference_max, options.seed)
-    order = np.argsort(reference.get_column("time").to_numpy(), kind="stable")
-    reference, embeddings = reference[order], embeddings[order]
-    time_shards = TimeShards.plan(reference.get_column("time").to_numpy(), options.exclusion_minutes)
-    vectors = feature_vectors(reference, features.spec)
-    shards, info = build_shards(embeddings, time_shards, options)
-    feature_shards, _ = build_shards(vectors, time_shards, options)
-    built = FamilyIndex(features.family, shards, feature_shards, time_shards, reference, None, info, options,
-                        embeddings, vectors)
-    uids, times = reference.get_column("metadata_uid"), reference.get_column("time").to_numpy()
-    built.calibration = ScoreCalibration.fit(
-        mean_distance(built.search(embeddings, uids, times)[0]),
-        mean_distance(built.search(vectors, uids, times, on_features=True)[0]),
-    )
-    return built
+    return FamilyScorer(load_family(bundle, features.family), options=options).fit(reference, embeddings).index
 
 
 def index_bundle(bundle: str, features_root: str, options: IndexOptions = IndexOptions(),
@@ -106,7 +91,7 @@ def index_bundle(bundle: str, features_root: str, options: IndexOptions = IndexO
             on_family(family, i, len(manifest["families"]))
         built = index_family(bundle, found[family], options)
         built.save(bundle)
-        quantiles = np.asarray(built.calibration.embedding.quantiles)
+        quantiles = np.asarray(built.calibration.terms["embedding"].quantiles)
         summary[family] = built.info.to_dict() | {
             "reference_rows": built.reference.height, "time_shards": len(built.shards),
             "distance_median": float(quantiles[500]), "distance_p99": float(quantiles[990]),

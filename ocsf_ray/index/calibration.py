@@ -56,28 +56,43 @@ class Calibration:
         return cls(tuple(data["quantiles"]), data["tail_quantile"], data["tail_scale"], data["reference_scores"])
 
 
+def fuse(surprises: dict[str, np.ndarray]) -> np.ndarray:
+    """The fused raw score of each row: its largest term surprise."""
+    return np.max(np.stack(list(surprises.values())), axis=0)
+
+
 @dataclass(frozen=True)
 class ScoreCalibration:
-    """The two k-NN distances of a family (over embeddings, over the scaled features
-    themselves) each calibrated on the reference, their surprises summed, and the sum
-    calibrated again so that the final score reads as one tail probability."""
+    """A family's score terms (k-NN distance among embeddings, among the scaled features,
+    and the field rarity), each calibrated on the reference; the largest surprise counts
+    (Tippett's minimum p-value), and it is calibrated again so that the final score reads
+    as one tail probability over the reference.
 
-    embedding: Calibration
-    features: Calibration
+    Why the maximum and not the sum (Fisher's method): a term can be blind to an anomaly
+    (300 alike events are each other's nearest neighbours, so both k-NN terms rate them
+    as normal as it gets), and a sum then lets every normal event's k-NN noise outrank
+    them; the maximum keeps what the one seeing term says (tests/test_index.py and
+    bench/detect.py measure both terms and the fusion)."""
+
+    terms: dict[str, Calibration]  # term name -> its calibration, in TERMS order
     combined: Calibration
 
-    def combine(self, embedding_distance: np.ndarray, feature_distance: np.ndarray) -> np.ndarray:
-        return self.embedding.surprise(embedding_distance) + self.features.surprise(feature_distance)
+    def surprises(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each term's raw values → its surprise (-log10 tail probability)."""
+        return {name: calibration.surprise(raw[name]) for name, calibration in self.terms.items()}
+
+    def combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        return fuse(self.surprises(raw))
 
     @classmethod
-    def fit(cls, embedding_distance: np.ndarray, feature_distance: np.ndarray) -> "ScoreCalibration":
-        embedding, features = Calibration.fit(embedding_distance), Calibration.fit(feature_distance)
-        combined = embedding.surprise(embedding_distance) + features.surprise(feature_distance)
-        return cls(embedding, features, Calibration.fit(combined))
+    def fit(cls, raw: dict[str, np.ndarray]) -> "ScoreCalibration":
+        terms = {name: Calibration.fit(values) for name, values in raw.items()}
+        return cls(terms, Calibration.fit(fuse({name: c.surprise(raw[name]) for name, c in terms.items()})))
 
     def to_dict(self) -> dict:
-        return {name: getattr(self, name).to_dict() for name in ("embedding", "features", "combined")}
+        return {"terms": {name: c.to_dict() for name, c in self.terms.items()}, "combined": self.combined.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ScoreCalibration":
-        return cls(*(Calibration.from_dict(data[name]) for name in ("embedding", "features", "combined")))
+        return cls({name: Calibration.from_dict(c) for name, c in data["terms"].items()},
+                   Calibration.from_dict(data["combined"]))

@@ -22,7 +22,7 @@ import polars as pl
 from ocsf_ray.features.normalise import normalised
 from ocsf_ray.features.spec import FIRST_CODE, MISSING_CODE, UNSEEN_CODE, FeatureSpec
 from ocsf_ray.features.transform import entity_keys, series_keys
-from ocsf_ray.index.scorer import FamilyScorer
+from ocsf_ray.index.scorer import FamilyScorer, raw_terms
 
 WINDOW_TEXT = {
     "events_1m": "events of this {entity} in the same minute",
@@ -141,6 +141,8 @@ def explain(scorer: FamilyScorer, features: pl.DataFrame, raw: pl.DataFrame | No
     spec = scorer.model.spec
     found = scorer.neighbours(features)
     scored = scorer.score(features, found=found)
+    surprises = scorer.index.calibration.surprises(raw_terms(scorer.index, features, found.embeddings, found.distances))
+    rarity = scorer.index.field_rarity(features)
     groups = feature_groups(spec)
     raw_by_uid = {r["metadata_uid"]: r for r in raw.iter_rows(named=True)} if raw is not None else {}
     explanations = []
@@ -169,5 +171,30 @@ def explain(scorer: FamilyScorer, features: pl.DataFrame, raw: pl.DataFrame | No
             "neighbours": [{"metadata_uid": u, "distance": float(d)} for u, d in
                            zip(neighbours.get_column("metadata_uid").to_list(), found.distances[i][: len(ids)])],
             "features": described,
-        })
+        } | score_terms({t: float(v[i]) for t, v in surprises.items()}, scorer.index.rarity.fields(), rarity[i],
+                        float(scored["anomaly_score"][i]), described))
     return explanations
+
+
+def score_terms(surprises: dict[str, float], fields: list[str], nats: np.ndarray, score: float,
+                described: list[dict], top: int = 5) -> dict:
+    """Which term made the event anomalous and how its score splits over its parts.
+
+    The fused score is the largest term surprise, calibrated (`ScoreCalibration`), so the
+    deciding term carries all of it: for the field rarity, shared among fields in
+    proportion to their -ln p (each listed with its reference tail probability p, the top
+    few and the rest together); for a k-NN term, among the described feature groups in
+    proportion to how much closer to the neighbours each one's typical value brings the
+    event. The shares add up to the score.
+    """
+    deciding = max(surprises, key=surprises.get)
+    rarity = deciding == "rarity"
+    names = fields if rarity else [d["feature"] for d in described]
+    weights = np.maximum(nats if rarity else np.array([d["contribution"] for d in described]), 0.0)
+    shares = weights / weights.sum() * score if weights.sum() > 0 else np.zeros(len(names))
+    parts = [{"feature": names[j], "share": float(shares[j])}
+             | ({"tail_probability": float(np.exp(-nats[j]))} if rarity else {}) for j in np.argsort(-weights)[:top]]
+    rest = score - sum(part["share"] for part in parts)
+    if abs(rest) > 1e-9:
+        parts.append({"feature": "(other fields)", "share": rest})
+    return {"terms": surprises, "deciding_term": deciding, "score_shares": parts}

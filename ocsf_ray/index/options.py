@@ -23,7 +23,9 @@ class IndexOptions:
         failed logins, an hour of slow queries) are each other's neighbours and look
         normal: the "trivial match" problem that matrix-profile discord search solves the
         same way, with an exclusion zone. 60 minutes covers incidents up to an hour;
-        0 turns it off (and so does a reference spanning under 4 such windows).
+        a reference spanning under 8 hours gets shards of an eighth of its span (15
+        minutes for 2 hours), so short archives keep the exclusion; 0 turns it off.
+        Field-rarity counts skip the same shards (`ocsf_ray.index.rarity`).
     nlist: IVF cells (0 = about 4 * sqrt(n), FAISS' rule of thumb); nprobe: cells
         visited per query. pq_m > 0 compresses vectors with product quantisation
         (IVF-PQ, m sub-vectors) for references too large for memory.

@@ -24,12 +24,14 @@ from ocsf_ray.features.spec import FeatureSpec
 from ocsf_ray.features.transform import feature_columns
 from ocsf_ray.index.calibration import ScoreCalibration
 from ocsf_ray.index.options import IndexOptions
+from ocsf_ray.index.rarity import FieldRarity
 from ocsf_ray.index.search import IndexInfo, build_index, on_best_device, search_excluding
 from ocsf_ray.io.sources import join_uri, write_bytes, write_parquet
 from ocsf_ray.io.storage import exists, read_bytes, read_json, write_json
 
 INDEX, REFERENCE, CALIBRATION = "index.npz", "reference.parquet", "calibration.json"
 MIN_SHARDS = 4  # below this, excluding 3 shards around a query would leave too little
+TARGET_SHARDS = 8  # shards are at most a TARGET_SHARDS-th of the reference's time span wide
 ONEHOT_CAP = 64  # one-hot slots per categorical in feature vectors; rarer codes share the last
 
 
@@ -64,8 +66,13 @@ class TimeShards:
 
     @classmethod
     def plan(cls, times: np.ndarray, exclusion_minutes: float) -> "TimeShards":
-        width = int(exclusion_minutes * 60_000)
-        count = int((times.max() - times.min()) // width + 1) if width > 0 and times.size else 0
+        """Shards `exclusion_minutes` wide, narrowed to a TARGET_SHARDS-th of the reference's
+        span when that is shorter (a 2-hour archive gets 15-minute shards, so a burst in it
+        still cannot be its own neighbour); widths are whole minutes, and there are no shards
+        (no exclusion) below one minute or MIN_SHARDS shards."""
+        span = int(times.max() - times.min()) if times.size else 0
+        width = int(min(exclusion_minutes, span / TARGET_SHARDS / 60_000)) * 60_000  # whole minutes
+        count = span // width + 1 if width else 0
         if count < MIN_SHARDS:
             return cls(0, 0, (0, int(times.size)))
         shard = (times - times.min()) // width
@@ -107,9 +114,19 @@ class FamilyIndex:
 
     embeddings: np.ndarray  # [reference rows, dim], row-aligned with `reference`
     vectors: np.ndarray  # the reference rows' feature vectors, likewise
+    spec: FeatureSpec
 
     def __post_init__(self) -> None:
         self.reference_keys = uid_keys(self.reference.get_column("metadata_uid"))
+        self.rarity = FieldRarity.fit(self.reference, self.spec, np.asarray(self.time_shards.bounds),
+                                      self.time_shards.radius)
+
+    def field_rarity(self, features: pl.DataFrame) -> np.ndarray:
+        """-ln p of each row's fields among the admissible reference rows, [rows, fields]
+        in `self.rarity.fields()` order (see `ocsf_ray.index.rarity`)."""
+        keys = uid_keys(features.get_column("metadata_uid"))
+        return self.rarity.score(features, self.time_shards.of(features.get_column("time").to_numpy()),
+                                 np.isin(keys, self.reference_keys))
 
     def search(self, vectors: np.ndarray, uids: pl.Series, times: np.ndarray,
                on_features: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +137,21 @@ class FamilyIndex:
             self.time_shards.of(times), uid_keys(uids), self.reference_keys, self.options.k, self.time_shards.radius,
             self.vectors if on_features else self.embeddings,
         )
+
+    @classmethod
+    def fit(cls, family: str, features: pl.DataFrame, embeddings: np.ndarray, spec: FeatureSpec,
+            options: IndexOptions) -> tuple["FamilyIndex", np.ndarray]:
+        """(the index of these reference rows, the permutation that sorted them by time):
+        time shards, one FAISS index per shard and view, field-rarity counts. The
+        calibration is left to the caller (`FamilyScorer.fit`), which scores the rows."""
+        order = np.argsort(features.get_column("time").to_numpy(), kind="stable")
+        reference, embeddings = features[order], embeddings[order]
+        time_shards = TimeShards.plan(reference.get_column("time").to_numpy(), options.exclusion_minutes)
+        vectors = feature_vectors(reference, spec)
+        shards, info = build_shards(embeddings, time_shards, options)
+        feature_shards, _ = build_shards(vectors, time_shards, options)
+        return cls(family, shards, feature_shards, time_shards, reference, None, info, options, embeddings, vectors,
+                   spec), order
 
     def save(self, bundle: str) -> None:
         directory = join_uri(bundle, self.family)
@@ -142,6 +174,8 @@ class FamilyIndex:
         if not exists(path):
             raise FileNotFoundError(f"bundle {bundle} has no index for {family}: train it with `ocsf-ray train` or `run`")
         saved = read_json(path)
+        if "terms" not in saved["calibration"]:
+            raise ValueError(f"bundle {bundle} was indexed by an older ocsf-ray: index it again (`ocsf-ray train` or `run`)")
         time_shards = TimeShards(saved["time_shards"]["start_ms"], saved["time_shards"]["width_ms"],
                                  tuple(saved["time_shards"]["bounds"]))
         count = len(time_shards.bounds) - 1
@@ -155,4 +189,5 @@ class FamilyIndex:
         return cls(
             family, shards, feature_shards, time_shards, reference, ScoreCalibration.from_dict(saved["calibration"]),
             IndexInfo(**saved["index"]), IndexOptions(**saved["options"]), embeddings, feature_vectors(reference, spec),
+            spec,
         )

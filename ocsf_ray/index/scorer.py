@@ -1,8 +1,10 @@
 """Scoring feature rows of one family: embed, search the reference, calibrate, threshold.
 
 `FamilyScorer` is the one place where a score is computed: batch scoring (Ray Data
-actors, `ocsf_ray.index.batch`), online scoring (Ray Serve) and explanations all call it,
-so an event gets the same score whichever path it takes.
+actors, `ocsf_ray.index.batch`), online scoring (Ray Serve), explanations and the
+evaluation all call it, so an event gets the same score whichever path it takes. It is
+an estimator in the scikit-learn / PyOD sense (`fit`, `decision_function`,
+`decision_scores_`, `threshold_`, `labels_`), so a PyOD detector can stand in its place.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ocsf_ray.index.calibration import ScoreCalibration
+from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.reference import FamilyIndex, feature_vectors
 from ocsf_ray.index.search import mean_distance
 from ocsf_ray.train.bundle import FamilyModel, load_family
@@ -19,7 +23,8 @@ from ocsf_ray.train.bundle import FamilyModel, load_family
 DEFAULT_PERCENTILE = 99.0
 SCORE_SCHEMA = {
     "metadata_uid": pl.String, "time": pl.Int64, "service": pl.String, "source_kind": pl.String,
-    "family": pl.String, "knn_distance": pl.Float32, "feature_distance": pl.Float32, "anomaly_score": pl.Float64,
+    "family": pl.String, "knn_distance": pl.Float32, "feature_distance": pl.Float32, "field_rarity": pl.Float32,
+    "anomaly_score": pl.Float64,
     "percentile": pl.Float64, "is_anomaly": pl.Boolean,
 }
 
@@ -33,13 +38,52 @@ class Neighbours:
 
 @dataclass
 class FamilyScorer:
+    """A family's anomaly detector over its feature rows (`ocsf_ray.features.extract`).
+
+    fit(features[, embeddings]) takes the reference rows (polars, one per event, with
+    metadata_uid, time, service and the FeatureSpec's columns); decision_function(features)
+    returns `anomaly_score` [rows] (float64, -log10 of the reference tail probability:
+    higher = more anomalous). After fit, `decision_scores_` holds the reference rows'
+    scores in input order; `threshold_` is -log10(contamination), which is the
+    (1 - contamination) quantile of `decision_scores_` by construction of the calibration,
+    and `labels_` = decision_scores_ >= threshold_ (PyOD's meaning of contamination).
+    """
+
     model: FamilyModel
-    index: FamilyIndex
+    index: FamilyIndex | None = None
+    options: IndexOptions = IndexOptions()
+    contamination: float = 1.0 - DEFAULT_PERCENTILE / 100.0
+
+    def fit(self, features: pl.DataFrame, embeddings: np.ndarray | None = None) -> "FamilyScorer":
+        """Index `features` as the reference and calibrate every term on their own scores
+        (each row excluded from its own neighbours and counts). `embeddings`: the rows'
+        embeddings when already computed (as Ray actors do for large references)."""
+        embeddings = self.model.embed_features(features) if embeddings is None else embeddings
+        self.index, order = FamilyIndex.fit(self.family, features, embeddings, self.model.spec, self.options)
+        raw = raw_terms(self.index, self.index.reference, self.index.embeddings)
+        self.index.calibration = ScoreCalibration.fit(raw)
+        scores = self.index.calibration.combined.surprise(self.index.calibration.combine(raw))
+        self.decision_scores_ = np.empty_like(scores)
+        self.decision_scores_[order] = scores
+        return self
+
+    @property
+    def threshold_(self) -> float:
+        return float(-np.log10(self.contamination))
+
+    @property
+    def labels_(self) -> np.ndarray:
+        return self.decision_scores_ >= self.threshold_
+
+    def decision_function(self, features: pl.DataFrame) -> np.ndarray:
+        """anomaly_score of each feature row [rows], float64."""
+        return self.score(features).get_column("anomaly_score").to_numpy()
 
     @classmethod
     def load(cls, bundle: str, family: str) -> "FamilyScorer":
         model = load_family(bundle, family)
-        return cls(model, FamilyIndex.load(bundle, family, model.spec))
+        index = FamilyIndex.load(bundle, family, model.spec)
+        return cls(model, index, index.options)
 
     @property
     def family(self) -> str:
@@ -58,26 +102,39 @@ class FamilyScorer:
         """Feature rows → one score row each (SCORE_SCHEMA), in input order (`found`: the
         rows' embedding neighbours when the caller already has them).
 
-        The score combines two k-NN distances, each calibrated on the reference: among
-        embeddings (`knn_distance`) and among the feature vectors (`feature_distance`);
-        docs/SCORING.md shows what each catches that the other misses.
+        Three terms, each calibrated on the reference (`raw_terms`): the k-NN distance among
+        embeddings (`knn_distance`), among the scaled feature vectors (`feature_distance`),
+        and the field rarity (`field_rarity`, nats); docs/SCORING.md shows what each catches.
         """
         found = found or self.neighbours(features)
-        distance = mean_distance(found.distances)
-        vectors = feature_vectors(features, self.model.spec)
-        feature_distance = mean_distance(self.index.search(
-            vectors, features.get_column("metadata_uid"), features.get_column("time").to_numpy(), on_features=True)[0])
+        raw = raw_terms(self.index, features, found.embeddings, found.distances)
         calibration = self.index.calibration
-        combined = calibration.combine(distance, feature_distance)
+        combined = calibration.combine(raw)
         percentiles = calibration.combined.percentile(combined)
         return features.select("metadata_uid", "time", "service", "source_kind").with_columns(
             pl.lit(self.family).alias("family"),
-            pl.Series("knn_distance", distance, dtype=pl.Float32),
-            pl.Series("feature_distance", feature_distance, dtype=pl.Float32),
+            pl.Series("knn_distance", raw["embedding"], dtype=pl.Float32),
+            pl.Series("feature_distance", raw["features"], dtype=pl.Float32),
+            pl.Series("field_rarity", raw["rarity"], dtype=pl.Float32),
             pl.Series("anomaly_score", calibration.combined.surprise(combined), dtype=pl.Float64),
             pl.Series("percentile", percentiles, dtype=pl.Float64),
             pl.Series("is_anomaly", percentiles >= percentile, dtype=pl.Boolean),
         )
+
+
+def raw_terms(index: FamilyIndex, features: pl.DataFrame, embeddings: np.ndarray,
+              distances: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The uncalibrated score terms of feature rows, each [rows]: mean distance to the k
+    nearest admissible reference embeddings (`embedding`) and feature vectors (`features`),
+    and the summed field rarity in nats (`rarity`, `ocsf_ray.index.rarity`). `distances`:
+    the embedding neighbours' distances when already searched."""
+    uids, times = features.get_column("metadata_uid"), features.get_column("time").to_numpy()
+    if distances is None:
+        distances = index.search(embeddings, uids, times)[0]
+    vectors = feature_vectors(features, index.spec)
+    return {"embedding": mean_distance(distances),
+            "features": mean_distance(index.search(vectors, uids, times, on_features=True)[0]),
+            "rarity": index.field_rarity(features).sum(axis=1)}
 
 
 class ScoreBatches:
