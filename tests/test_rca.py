@@ -196,3 +196,15 @@ def test_signal_batches_need_no_optional_attributes():
     assert events.get_column("error").to_list() == [0, 0] and events.get_column("latency").null_count() == 2
     samples = identity.with_columns(pl.lit("up").alias("metric_name"), pl.lit("metric").alias("source_kind"))
     assert pl.from_arrow(_metric_rows(RcaOptions())(samples.to_arrow())).is_empty()
+
+
+def test_rca_evaluation_skips_incidents_that_name_no_root_service():
+    """Ground truth made for detection (no root service) beside a multi-source archive
+    must not crash `run`'s RCA evaluation: those incidents are counted, not scored."""
+    from ocsf_ray.rca.accuracy import evaluate_rca
+
+    incidents = [{"id": "i1", "type": "template_burst", "start": 0, "end": 10},
+                 {"id": "i2", "type": "latency", "start": 0, "end": 10, "root_service": "api"}]
+    result = evaluate_rca({}, [], incidents)
+    assert result["skipped_incidents"] == 1 and result["method"]["incidents"] == 1
+    assert result["method"]["ac@1"] == 0.0  # the scorable incident had no window: a miss

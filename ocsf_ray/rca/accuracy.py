@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 METHODS = ("method", "baro", "earliest_onset", "random")
+INCIDENT_FIELDS = ("id", "type", "start", "end", "root_service")  # what RCA ground truth must say
 
 
 def service_order(candidates: list[dict]) -> list[str]:
@@ -45,7 +46,12 @@ def _summary(rows: np.ndarray) -> dict:
 
 def evaluate_rca(results: dict[str, dict], windows: list, incidents: list[dict]) -> dict:
     """results: window id → {"method": [...], "baro": [...], "earliest_onset": [...],
-    "random": [[service, ...], ...]}. Output as in `<out>/rca/evaluation.json`."""
+    "random": [[service, ...], ...]}. Output as in `<out>/rca/evaluation.json`.
+
+    Incidents without all of INCIDENT_FIELDS (ground truth made for detection, which names
+    no root service) are not RCA's to score: they are counted as `skipped_incidents`."""
+    given = len(incidents)
+    incidents = [i for i in incidents if all(field in i for field in INCIDENT_FIELDS)]
     matched = match_windows(windows, incidents)
     per_incident, table = [], {m: [] for m in METHODS}
     for incident in incidents:
@@ -74,4 +80,5 @@ def evaluate_rca(results: dict[str, dict], windows: list, incidents: list[dict])
         "incidents": per_incident,
         "windows": len(windows),
         "windows_without_incident": sum(1 for w in windows if w.id not in set(matched.values())),
+        "skipped_incidents": given - len(incidents),
     }
