@@ -454,8 +454,9 @@ def evaluate(
     scores: str = typer.Option(..., "--scores", "-s", help="The output directory of `score` or `run` (holding scores/ and features/)"),
     labels: str = typer.Option(..., "--labels", "-l", help="Ground truth labels.parquet (metadata_uid, is_anomaly, incident_id)"),
 ) -> None:
-    """AUROC, AUPRC, precision@k and recall of the scores against labels, beside
-    IsolationForest, ECOD, raw-feature k-NN and random rankings of the same events."""
+    """AUROC, AUPRC, precision@k and recall of the scores against labels, beside HBOS,
+    ECOD, IsolationForest, raw-feature k-NN (same time exclusion), template rarity,
+    severity and random rankings of the same events."""
     from ocsf_ray.index.triage import parquet_files
     from ocsf_ray.io.sources import join_uri
     from ocsf_ray.io.storage import exists

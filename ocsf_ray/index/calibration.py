@@ -57,22 +57,23 @@ class Calibration:
 
 
 def fuse(surprises: dict[str, np.ndarray]) -> np.ndarray:
-    """The fused raw score of each row: its largest term surprise."""
-    return np.max(np.stack(list(surprises.values())), axis=0)
+    """The fused raw score of each row: the sum of its term surprises."""
+    return np.sum(np.stack(list(surprises.values())), axis=0)
 
 
 @dataclass(frozen=True)
 class ScoreCalibration:
     """A family's score terms (k-NN distance among embeddings, among the scaled features,
-    and the field rarity), each calibrated on the reference; the largest surprise counts
-    (Tippett's minimum p-value), and it is calibrated again so that the final score reads
-    as one tail probability over the reference.
+    and the field rarity), each calibrated on the reference; their surprises are summed
+    (Fisher's method on -log10 p-values, up to a constant) and the sum calibrated again so
+    that the final score reads as one tail probability over the reference.
 
-    Why the maximum and not the sum (Fisher's method): a term can be blind to an anomaly
-    (300 alike events are each other's nearest neighbours, so both k-NN terms rate them
-    as normal as it gets), and a sum then lets every normal event's k-NN noise outrank
-    them; the maximum keeps what the one seeing term says (tests/test_index.py and
-    bench/detect.py measure both terms and the fusion)."""
+    Why the sum and not the largest surprise (Tippett's method): measured term by term in
+    bench/detect.py, the sum ranks best on every set (AUPRC on the seed sample with injected
+    incidents 0.42 against 0.29 for the maximum, the RAS log 0.97 against 0.93, synth 0.13
+    against 0.125). The maximum wins only where two terms are blind to an anomaly (a group
+    of alike events larger than k, spread over the whole reference, is each other's nearest
+    neighbours): there the field rarity alone sees it (tests/test_index.py)."""
 
     terms: dict[str, Calibration]  # term name -> its calibration, in TERMS order
     combined: Calibration

@@ -172,29 +172,26 @@ def explain(scorer: FamilyScorer, features: pl.DataFrame, raw: pl.DataFrame | No
                            zip(neighbours.get_column("metadata_uid").to_list(), found.distances[i][: len(ids)])],
             "features": described,
         } | score_terms({t: float(v[i]) for t, v in surprises.items()}, scorer.index.rarity.fields(), rarity[i],
-                        float(scored["anomaly_score"][i]), described))
+                        float(scored["anomaly_score"][i])))
     return explanations
 
 
 def score_terms(surprises: dict[str, float], fields: list[str], nats: np.ndarray, score: float,
-                described: list[dict], top: int = 5) -> dict:
-    """Which term made the event anomalous and how its score splits over its parts.
+                top: int = 5) -> dict:
+    """Which term made the event most anomalous and how its score splits over the terms.
 
-    The fused score is the largest term surprise, calibrated (`ScoreCalibration`), so the
-    deciding term carries all of it: for the field rarity, shared among fields in
-    proportion to their -ln p (each listed with its reference tail probability p, the top
-    few and the rest together); for a k-NN term, among the described feature groups in
-    proportion to how much closer to the neighbours each one's typical value brings the
-    event. The shares add up to the score.
+    The fused score is the sum of the term surprises, calibrated (`ScoreCalibration`), so
+    each term gets the share of the score its surprise has of the sum; the field rarity's
+    share is split further among fields in proportion to their -ln p (the top few, each
+    with its reference tail probability p, and the rest together). The shares add up to
+    the score.
     """
-    deciding = max(surprises, key=surprises.get)
-    rarity = deciding == "rarity"
-    names = fields if rarity else [d["feature"] for d in described]
-    weights = np.maximum(nats if rarity else np.array([d["contribution"] for d in described]), 0.0)
-    shares = weights / weights.sum() * score if weights.sum() > 0 else np.zeros(len(names))
-    parts = [{"feature": names[j], "share": float(shares[j])}
-             | ({"tail_probability": float(np.exp(-nats[j]))} if rarity else {}) for j in np.argsort(-weights)[:top]]
-    rest = score - sum(part["share"] for part in parts)
-    if abs(rest) > 1e-9:
-        parts.append({"feature": "(other fields)", "share": rest})
-    return {"terms": surprises, "deciding_term": deciding, "score_shares": parts}
+    total = sum(surprises.values())
+    share = {t: score * v / total if total > 0 else score / len(surprises) for t, v in surprises.items()}
+    parts = [{"feature": f"k-NN distance ({t})", "share": share[t]} for t in surprises if t != "rarity"]
+    weights = np.maximum(nats, 0.0)
+    fraction = weights / weights.sum() if weights.sum() > 0 else np.zeros(len(weights))
+    parts += [{"feature": fields[j], "share": float(share["rarity"] * fraction[j]),
+               "tail_probability": float(np.exp(-nats[j]))} for j in np.argsort(-weights)[:top]]
+    parts.append({"feature": "(other fields)", "share": score - sum(part["share"] for part in parts)})
+    return {"terms": surprises, "deciding_term": max(surprises, key=surprises.get), "score_shares": parts}
