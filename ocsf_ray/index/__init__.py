@@ -1,4 +1,5 @@
-"""Anomaly scoring: FAISS k-NN over embeddings, calibration, thresholds, explanations."""
+"""Anomaly scoring: FAISS k-NN over embeddings and features, field rarity, calibration,
+thresholds, explanations."""
 
 from ocsf_ray.index.batch import score_archive, score_featurized
 from ocsf_ray.index.build import index_bundle

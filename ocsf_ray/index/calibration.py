@@ -1,6 +1,7 @@
-"""Score calibration: a family's raw k-NN distances → tail probabilities and percentiles.
+"""Score calibration: a family's raw score terms (k-NN distances, field rarity) → tail
+probabilities and percentiles.
 
-Raw distances of different families live on different scales (a family of near-identical
+Raw terms of different families live on different scales (a family of near-identical
 health checks has tiny distances), so ranking them together needs each score placed in
 its own family's reference distribution. The empirical distribution gives the body;
 beyond its `tail_quantile`, where reference scores are too few to rank new extremes, an
