@@ -4,9 +4,16 @@ probabilities and percentiles.
 Raw terms of different families live on different scales (a family of near-identical
 health checks has tiny distances), so ranking them together needs each score placed in
 its own family's reference distribution. The empirical distribution gives the body;
-beyond its `tail_quantile`, where reference scores are too few to rank new extremes, an
-exponential tail fitted to the exceedances (peaks over threshold, as in SPOT, Siffer et
-al. KDD 2017) keeps the ordering strict: no two events tie at the 100th percentile.
+beyond its `tail_quantile` an exponential tail (peaks over threshold, as in SPOT, Siffer
+et al. KDD 2017) keeps the ordering strict: no two events tie at the 100th percentile.
+
+The reference is unlabelled, so it holds the very anomalies it calibrates (a burst of
+1-2 % of a family is common in a real archive). A tail fitted to the top exceedances would
+take those anomalies as its own extremes and cap their surprise near -log10 of their
+share. A second tail is therefore placed by two quantiles of the body, TAIL_QUANTILE and
+FIT_QUANTILE, below the top 3 %: its scale is their spacing over ln((1 - 0.90) / (1 - 0.97)),
+so anomalies that are up to 3 % of the reference do not set it. The tail probability is
+the smaller of the two readings (`Calibration.tail_probability`).
 """
 
 from __future__ import annotations
@@ -16,31 +23,48 @@ from dataclasses import dataclass
 import numpy as np
 
 GRID = np.linspace(0.0, 1.0, 1001)
+TAIL_QUANTILE, FIT_QUANTILE = 0.90, 0.97  # the placed tail starts at the first, its scale is set by both
+TOP_QUANTILE = 0.99  # the empirical distribution's own exponential tail starts here
 
 
 @dataclass(frozen=True)
 class Calibration:
     quantiles: tuple[float, ...]  # reference score at each of GRID's probabilities
-    tail_quantile: float  # probability where the exponential tail takes over
-    tail_scale: float  # mean exceedance of reference scores over that quantile
+    tail_quantile: float  # probability where the placed exponential tail starts (TAIL_QUANTILE)
+    tail_scale: float  # its scale, from the TAIL_QUANTILE and FIT_QUANTILE quantiles' spacing
     reference_scores: int
+    top_scale: float  # mean exceedance of reference scores over the TOP_QUANTILE quantile (SPOT)
 
     @classmethod
-    def fit(cls, scores: np.ndarray, tail_quantile: float = 0.99) -> "Calibration":
+    def fit(cls, scores: np.ndarray) -> "Calibration":
+        """`scores`: the reference rows' raw values [rows]. The placed tail's scale is the
+        spacing of the TAIL_QUANTILE and FIT_QUANTILE quantiles; where they tie (a term that
+        is mostly one value), the mean exceedance over the first, as in SPOT."""
         scores = np.asarray(scores, dtype=np.float64)
-        threshold = float(np.quantile(scores, tail_quantile))
-        excess = scores[scores > threshold] - threshold
-        scale = float(excess.mean()) if excess.size else float(np.std(scores) or 1e-6)
-        return cls(tuple(np.quantile(scores, GRID).tolist()), tail_quantile, max(scale, 1e-9), int(scores.size))
+        start, fit, top = np.quantile(scores, [TAIL_QUANTILE, FIT_QUANTILE, TOP_QUANTILE])
+        scale = float(fit - start) / np.log((1.0 - TAIL_QUANTILE) / (1.0 - FIT_QUANTILE))
+        if scale <= 0:
+            scale = _mean_excess(scores, start)
+        return cls(tuple(np.quantile(scores, GRID).tolist()), TAIL_QUANTILE, max(scale, 1e-9), int(scores.size),
+                   max(_mean_excess(scores, top), 1e-9))
 
     def tail_probability(self, scores: np.ndarray) -> np.ndarray:
-        """P(reference score >= s), from the empirical body and the fitted tail."""
+        """P(reference score >= s): the smaller of the placed tail (the empirical body up to
+        TAIL_QUANTILE, an exponential beyond) and the empirical distribution (up to
+        TOP_QUANTILE, SPOT's exponential fitted to the exceedances beyond). Where the top of
+        the reference is anomalies, the placed tail is the smaller and they are not capped
+        by their own share; where the tail is short, the empirical one is, and the top 1 %
+        of the reference still reads as the top 1 %."""
         scores = np.asarray(scores, dtype=np.float64)
+        return np.minimum(self._exponential_beyond(scores, self.tail_quantile, self.tail_scale),
+                          self._exponential_beyond(scores, TOP_QUANTILE, self.top_scale))
+
+    def _exponential_beyond(self, scores: np.ndarray, quantile: float, scale: float) -> np.ndarray:
         quantiles = np.asarray(self.quantiles)
         body = 1.0 - np.interp(scores, quantiles, GRID)
-        start = float(np.interp(self.tail_quantile, GRID, quantiles))
-        tail = (1.0 - self.tail_quantile) * np.exp(-(scores - start) / self.tail_scale)
-        return np.where(scores > start, tail, np.maximum(body, 1.0 - self.tail_quantile))
+        start = float(np.interp(quantile, GRID, quantiles))
+        tail = (1.0 - quantile) * np.exp(-(scores - start) / scale)
+        return np.where(scores > start, tail, np.maximum(body, 1.0 - quantile))
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         return (100.0 * (1.0 - self.tail_probability(scores))).astype(np.float64)
@@ -54,7 +78,37 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
-        return cls(tuple(data["quantiles"]), data["tail_quantile"], data["tail_scale"], data["reference_scores"])
+        return cls(tuple(data["quantiles"]), data["tail_quantile"], data["tail_scale"], data["reference_scores"],
+                   data["top_scale"])
+
+
+def _mean_excess(scores: np.ndarray, start: float) -> float:
+    excess = scores[scores > start] - start
+    return float(excess.mean()) if excess.size else float(np.std(scores) or 1e-6)
+
+
+@dataclass(frozen=True)
+class NatsScale:
+    """The calibration of a term that is already a log-probability ratio (nats): its
+    surprise is the value in log10 units, with no reference fitted (the field rarity:
+    nats beyond a fixed level, `ocsf_ray.index.rarity`). Contamination of the reference
+    cannot cap it."""
+
+    def surprise(self, nats: np.ndarray) -> np.ndarray:
+        return np.maximum(np.asarray(nats, dtype=np.float64), 0.0) / np.log(10.0)
+
+    def tail_probability(self, nats: np.ndarray) -> np.ndarray:
+        return 10.0 ** -self.surprise(nats)
+
+    def percentile(self, nats: np.ndarray) -> np.ndarray:
+        return 100.0 * (1.0 - self.tail_probability(nats))
+
+    def to_dict(self) -> dict:
+        return {"kind": "nats"}
+
+
+def term_calibration(data: dict) -> Calibration | NatsScale:
+    return NatsScale() if data.get("kind") == "nats" else Calibration.from_dict(data)
 
 
 def fuse(surprises: dict[str, np.ndarray]) -> np.ndarray:
@@ -76,7 +130,7 @@ class ScoreCalibration:
     of alike events larger than k, spread over the whole reference, is each other's nearest
     neighbours): there the field rarity alone sees it (tests/test_index.py)."""
 
-    terms: dict[str, Calibration]  # term name -> its calibration, in TERMS order
+    terms: dict[str, Calibration | NatsScale]  # term name -> its calibration
     combined: Calibration
 
     def surprises(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -87,8 +141,10 @@ class ScoreCalibration:
         return fuse(self.surprises(raw))
 
     @classmethod
-    def fit(cls, raw: dict[str, np.ndarray]) -> "ScoreCalibration":
-        terms = {name: Calibration.fit(values) for name, values in raw.items()}
+    def fit(cls, raw: dict[str, np.ndarray], in_nats: tuple[str, ...] = ()) -> "ScoreCalibration":
+        """`raw`: each term's values on the reference rows; terms named in `in_nats` are
+        log-probability ratios already (`NatsScale`), the others are fitted."""
+        terms = {name: NatsScale() if name in in_nats else Calibration.fit(values) for name, values in raw.items()}
         return cls(terms, Calibration.fit(fuse({name: c.surprise(raw[name]) for name, c in terms.items()})))
 
     def to_dict(self) -> dict:
@@ -96,5 +152,5 @@ class ScoreCalibration:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ScoreCalibration":
-        return cls({name: Calibration.from_dict(c) for name, c in data["terms"].items()},
+        return cls({name: term_calibration(c) for name, c in data["terms"].items()},
                    Calibration.from_dict(data["combined"]))

@@ -143,6 +143,7 @@ def explain(scorer: FamilyScorer, features: pl.DataFrame, raw: pl.DataFrame | No
     scored = scorer.score(features, found=found)
     surprises = scorer.index.calibration.surprises(raw_terms(scorer.index, features, found.embeddings, found.distances))
     rarity = scorer.index.field_rarity(features)
+    carried = scorer.index.rarity.contributions(rarity)
     groups = feature_groups(spec)
     raw_by_uid = {r["metadata_uid"]: r for r in raw.iter_rows(named=True)} if raw is not None else {}
     explanations = []
@@ -172,26 +173,26 @@ def explain(scorer: FamilyScorer, features: pl.DataFrame, raw: pl.DataFrame | No
                            zip(neighbours.get_column("metadata_uid").to_list(), found.distances[i][: len(ids)])],
             "features": described,
         } | score_terms({t: float(v[i]) for t, v in surprises.items()}, scorer.index.rarity.fields(), rarity[i],
-                        float(scored["anomaly_score"][i])))
+                        carried[i], float(scored["anomaly_score"][i])))
     return explanations
 
 
-def score_terms(surprises: dict[str, float], fields: list[str], nats: np.ndarray, score: float,
-                top: int = 5) -> dict:
+def score_terms(surprises: dict[str, float], fields: list[str], nats: np.ndarray, carried: np.ndarray,
+                score: float, top: int = 5) -> dict:
     """Which term made the event most anomalous and how its score splits over the terms.
 
     The fused score is the sum of the term surprises, calibrated (`ScoreCalibration`), so
     each term gets the share of the score its surprise has of the sum; the field rarity's
-    share is split further among fields in proportion to their -ln p (the top few, each
-    with its reference tail probability p, and the rest together). The shares add up to
-    the score.
+    share is split further among fields in proportion to their part of that term (`carried`,
+    `FieldRarity.contributions`; the top few, each with its reference tail probability p
+    = exp(-nats), and the rest together). The shares add up to the score.
     """
     total = sum(surprises.values())
     share = {t: score * v / total if total > 0 else score / len(surprises) for t, v in surprises.items()}
     parts = [{"feature": f"k-NN distance ({t})", "share": share[t]} for t in surprises if t != "rarity"]
-    weights = np.maximum(nats, 0.0)
+    weights = np.maximum(carried, 0.0)
     fraction = weights / weights.sum() if weights.sum() > 0 else np.zeros(len(weights))
     parts += [{"feature": fields[j], "share": float(share["rarity"] * fraction[j]),
-               "tail_probability": float(np.exp(-nats[j]))} for j in np.argsort(-weights)[:top]]
+               "tail_probability": float(np.exp(-nats[j]))} for j in np.argsort(-weights)[:top] if weights[j] > 0]
     parts.append({"feature": "(other fields)", "share": score - sum(part["share"] for part in parts)})
     return {"terms": surprises, "deciding_term": max(surprises, key=surprises.get), "score_shares": parts}

@@ -4,9 +4,9 @@ lies, among a family's reference events.
 The k-NN terms of a score measure how far an event lies from its nearest normal events;
 they miss what a per-field count sees at once: a message template carried by 300 alike
 events is each of those events' nearest neighbour (masking), yet it is 1 % of the family.
-This term is the per-field density of HBOS (Goldstein & Dengel, KI 2012) and the
-per-field empirical tail probability of ECOD (Li et al., IEEE TKDE 2022), summed over the
-fields as both do, with two changes for event archives:
+Per field, this is the density of HBOS (Goldstein & Dengel, KI 2012) for categoricals and
+the empirical tail probability of ECOD (Li et al., IEEE TKDE 2022) for numerics, with two
+changes for event archives:
 
 - a categorical value is rated both in the whole family and for the event's own service
   (shrunk toward the family's rate), and the rarer reading counts: a template common
@@ -21,16 +21,28 @@ For field f with value x, p_f is:
     numeric      min(1, 2 * min(P(X >= x), P(X <= x))) with P from the reference's empirical
                  distribution, (count + 1) / (n + 1), times exp(-d) for a value d scaled
                  units (IQRs) beyond the reference's extremes, plus NUMERIC_FLOOR
-and the term is sum_f -ln p_f (nats). Codes and scaled values are the FeatureSpec's.
+and `score` gives -ln p_f per field (nats). Codes and scaled values are the FeatureSpec's.
 
-The floor plays the part of HBOS' regulariser: the empirical tail probability of a
-continuous field is uniform over normal events, so without it the natural extremes of n
-events reach ln(n) nats in every numeric and outweigh a value no normal event carries.
+The term (`term`) is not HBOS' plain sum over every field, which drowns one rare value in
+dozens of fields' everyday variation (measured in bench/detect.py: a burst of a new
+message template ranked below the top tenth of normal events). It sums, over categorical
+fields, only the nats beyond the field's level, max(0, -ln p_f - level_f), and counts a
+group of equivalent fields once, by its rarest member. level_f is the larger of ln(1 / RARE)
+and the field's own LEVEL_QUANTILE of -ln p over the reference events: a value rarer than
+1 % is news in a field of a few common values (a message template, a status), while in a
+field of many rare values (client IPs, user names on a login service) it is ordinary, and
+only what is rarer than the rarest 1 % of reference events counts there. Equivalent fields: fields whose codes map one to one
+in the reference (a user's uid, name and e-mail; an error's message and type) state one
+fact, which is not three times as rare for being stated three times. Numerics stay out of
+the term: each has its own natural extreme 1 %, and summed these outweighed real rare
+values; the two k-NN terms see a numeric's deviation in the context of the event's other
+fields. Numerics' tail probabilities are still reported per field (explanations), where
+NUMERIC_FLOOR keeps a natural extreme from reading as ln(n) nats.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -39,6 +51,8 @@ from ocsf_ray.features.spec import FeatureSpec
 from ocsf_ray.features.transform import feature_columns
 
 NUMERIC_FLOOR = 0.01  # a numeric's tail probability counts as at least this (HBOS' alpha)
+RARE = 0.01  # a categorical value adds to the term only as far as it is rarer than this
+LEVEL_QUANTILE = 0.99  # ... and than this quantile of its field's -ln p over the reference
 SERVICE_PRIOR = 10.0  # a: reference events of the family's rate a service's own rate is worth
 
 
@@ -90,6 +104,8 @@ class FieldRarity:
     service_counts: tuple[ShardCounts, np.ndarray]
     sorted_values: list[list[np.ndarray]]  # per numeric: [all, shard 0, shard 1, ...], sorted
     cardinality: list[int]
+    groups: np.ndarray  # per categorical: the index of the first field it is equivalent to
+    levels: np.ndarray | None = None  # per categorical: nats below which a value adds nothing
 
     @classmethod
     def fit(cls, reference: pl.DataFrame, spec: FeatureSpec, bounds: np.ndarray, radius: int) -> "FieldRarity":
@@ -108,8 +124,14 @@ class FieldRarity:
         for column in numeric:
             values = _values(reference, column)
             sorted_values.append([np.sort(values)] + [np.sort(values[lo:hi]) for lo, hi in zip(bounds, bounds[1:])])
-        return cls(categorical, numeric, np.asarray(bounds), radius, services, code_counts, service_code_counts,
-                   _counted(shard, service, len(services) + 1), sorted_values, cardinality)
+        fitted = cls(categorical, numeric, np.asarray(bounds), radius, services, code_counts, service_code_counts,
+                     _counted(shard, service, len(services) + 1), sorted_values, cardinality,
+                     equivalent_fields(reference, categorical))
+        levels = np.full(len(categorical), -np.log(RARE))
+        if reference.height:
+            nats = fitted.score(reference, shard, np.ones(reference.height, bool))[:, :len(categorical)]
+            levels = np.maximum(levels, np.quantile(nats, LEVEL_QUANTILE, axis=0))
+        return replace(fitted, levels=levels)
 
     def score(self, features: pl.DataFrame, query_shard: np.ndarray, in_reference: np.ndarray) -> np.ndarray:
         """-ln p per field, [rows, categorical + numeric] in `fields()` order (nats).
@@ -139,6 +161,24 @@ class FieldRarity:
     def fields(self) -> list[str]:
         return self.categorical + self.numeric
 
+    def contributions(self, nats: np.ndarray) -> np.ndarray:
+        """Each field's part of the term, [rows, fields] like `score`'s output: a group of
+        equivalent categoricals gives its nats beyond the level to its member farthest
+        beyond (ties: the first), every other field gets 0."""
+        parts = np.zeros_like(nats)
+        excess = np.maximum(nats[:, :len(self.categorical)] - self.levels, 0.0)
+        rows = np.arange(nats.shape[0])
+        for group in np.unique(self.groups):
+            members = np.flatnonzero(self.groups == group)
+            rarest = members[np.argmax(excess[:, members], axis=1)]
+            parts[rows, rarest] = excess[rows, rarest]
+        return parts
+
+    def term(self, nats: np.ndarray) -> np.ndarray:
+        """The field-rarity term [rows] (nats beyond each field's level, summed over groups of
+        equivalent categoricals) from `score`'s per-field nats."""
+        return self.contributions(nats).sum(axis=1)
+
     def _skipped_rows(self, query_shard: np.ndarray, radius: int) -> np.ndarray:
         sizes = np.diff(self.bounds)
         skipped = np.zeros(len(query_shard), np.int64)
@@ -165,6 +205,21 @@ class FieldRarity:
             beyond = np.maximum(0.0, np.maximum(x - everything[-1], everything[0] - x))
             tail = tail * np.exp(-beyond)
         return tail
+
+
+def equivalent_fields(reference: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    """For each column, the index of the first column whose codes map one to one onto its
+    own in `reference` (itself if none): equal when the pairs of codes are exactly as many
+    as each column's distinct codes."""
+    first = np.arange(len(columns))
+    distinct = [reference.get_column(c).n_unique() for c in columns]
+    for j in range(len(columns)):
+        for i in range(j):
+            if first[i] == i and distinct[i] == distinct[j] and \
+                    reference.select(columns[i], columns[j]).n_unique() == distinct[j]:
+                first[j] = i
+                break
+    return first
 
 
 def _counted(shard: np.ndarray, keys: np.ndarray, width: int) -> tuple[ShardCounts, np.ndarray]:

@@ -174,7 +174,7 @@ class FamilyIndex:
         if not exists(path):
             raise FileNotFoundError(f"bundle {bundle} has no index for {family}: train it with `ocsf-ray train` or `run`")
         saved = read_json(path)
-        if "terms" not in saved["calibration"]:
+        if saved["calibration"].get("terms", {}).get("rarity", {}).get("kind") != "nats":
             raise ValueError(f"bundle {bundle} was indexed by an older ocsf-ray: index it again (`ocsf-ray train` or `run`)")
         time_shards = TimeShards(saved["time_shards"]["start_ms"], saved["time_shards"]["width_ms"],
                                  tuple(saved["time_shards"]["bounds"]))

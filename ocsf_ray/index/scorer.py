@@ -44,9 +44,9 @@ class FamilyScorer:
     metadata_uid, time, service and the FeatureSpec's columns); decision_function(features)
     returns `anomaly_score` [rows] (float64, -log10 of the reference tail probability:
     higher = more anomalous). After fit, `decision_scores_` holds the reference rows'
-    scores in input order; `threshold_` is -log10(contamination), which is the
-    (1 - contamination) quantile of `decision_scores_` by construction of the calibration,
-    and `labels_` = decision_scores_ >= threshold_ (PyOD's meaning of contamination).
+    scores in input order; `threshold_` is -log10(contamination), about the
+    (1 - contamination) quantile of `decision_scores_` (the calibration's fitted tail sets
+    it beyond the 90th percentile, `ocsf_ray.index.calibration`), and `labels_` = decision_scores_ >= threshold_ (PyOD's meaning of contamination).
     """
 
     model: FamilyModel
@@ -61,7 +61,7 @@ class FamilyScorer:
         embeddings = self.model.embed_features(features) if embeddings is None else embeddings
         self.index, order = FamilyIndex.fit(self.family, features, embeddings, self.model.spec, self.options)
         raw = raw_terms(self.index, self.index.reference, self.index.embeddings)
-        self.index.calibration = ScoreCalibration.fit(raw)
+        self.index.calibration = fit_calibration(raw)
         scores = self.index.calibration.combined.surprise(self.index.calibration.combine(raw))
         self.decision_scores_ = np.empty_like(scores)
         self.decision_scores_[order] = scores
@@ -104,7 +104,8 @@ class FamilyScorer:
 
         Three terms, each calibrated on the reference (`raw_terms`): the k-NN distance among
         embeddings (`knn_distance`), among the scaled feature vectors (`feature_distance`),
-        and the field rarity (`field_rarity`, nats); docs/SCORING.md shows what each catches.
+        and the field rarity (`field_rarity`, nats beyond each field's level, read as a log-probability
+        ratio rather than calibrated); docs/SCORING.md shows what each catches.
         """
         found = found or self.neighbours(features)
         raw = raw_terms(self.index, features, found.embeddings, found.distances)
@@ -126,7 +127,7 @@ def raw_terms(index: FamilyIndex, features: pl.DataFrame, embeddings: np.ndarray
               distances: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The uncalibrated score terms of feature rows, each [rows]: mean distance to the k
     nearest admissible reference embeddings (`embedding`) and feature vectors (`features`),
-    and the summed field rarity in nats (`rarity`, `ocsf_ray.index.rarity`). `distances`:
+    and the field-rarity term in nats (`rarity`, `ocsf_ray.index.rarity.FieldRarity.term`). `distances`:
     the embedding neighbours' distances when already searched."""
     uids, times = features.get_column("metadata_uid"), features.get_column("time").to_numpy()
     if distances is None:
@@ -134,7 +135,13 @@ def raw_terms(index: FamilyIndex, features: pl.DataFrame, embeddings: np.ndarray
     vectors = feature_vectors(features, index.spec)
     return {"embedding": mean_distance(distances),
             "features": mean_distance(index.search(vectors, uids, times, on_features=True)[0]),
-            "rarity": index.field_rarity(features).sum(axis=1)}
+            "rarity": index.rarity.term(index.field_rarity(features))}
+
+
+def fit_calibration(raw: dict[str, np.ndarray]) -> ScoreCalibration:
+    """The calibration of `raw_terms` on the reference rows: the k-NN terms fitted, the
+    field rarity read as the log-probability ratio it is (`NatsScale`)."""
+    return ScoreCalibration.fit(raw, in_nats=("rarity",))
 
 
 class ScoreBatches:
