@@ -238,8 +238,8 @@ def test_alike_anomalies_among_30k_events(count, burst_minutes):
 
 def test_in_a_field_of_many_rare_values_only_the_rarest_count():
     """Client IPs: 3,000 values, each about 0.03 % of events. Every one is rarer than 1 %, but
-    that is ordinary in this field: its level rises to its own 99th percentile of -ln p, so
-    at most 1 % of normal events get any field rarity from it, while a template never seen
+    that is ordinary in this field: its level rises to its own 95th percentile of -ln p, so
+    at most 5 % of normal events get any field rarity from it, while a template never seen
     still gets plenty."""
     rng = np.random.default_rng(11)
     frame = templated_family(rng, 10_000).with_columns(
@@ -250,7 +250,7 @@ def test_in_a_field_of_many_rare_values_only_the_rarest_count():
     levels = dict(zip(built.rarity.categorical, built.rarity.levels))
     assert levels["cat__message"] == pytest.approx(np.log(100)) and levels["cat__ip"] > np.log(100) + 2
     term = built.rarity.term(built.field_rarity(built.reference))
-    assert (term > 0).mean() <= 0.011
+    assert (term > 0).mean() <= 0.051
     new = built.reference.head(5).with_columns(pl.Series("metadata_uid", [f"n{i}" for i in range(5)]),
                                                pl.lit(21 + FIRST_CODE, pl.Int32).alias("cat__message"))
     assert (built.rarity.term(built.field_rarity(new)) > 5).all()
