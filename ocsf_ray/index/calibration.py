@@ -91,8 +91,8 @@ def _mean_excess(scores: np.ndarray, start: float) -> float:
 class NatsScale:
     """The calibration of a term that is already a log-probability ratio (nats): its
     surprise is the value in log10 units, with no reference fitted (the field rarity:
-    nats beyond a fixed level, `ocsf_ray.index.rarity`). Contamination of the reference
-    cannot cap it."""
+    nats beyond each field's level, `ocsf_ray.index.rarity`). Contamination of the
+    reference cannot cap it."""
 
     def surprise(self, nats: np.ndarray) -> np.ndarray:
         return np.maximum(np.asarray(nats, dtype=np.float64), 0.0) / np.log(10.0)
