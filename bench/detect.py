@@ -24,6 +24,12 @@ Figures, per set and per incident kind (that kind's events against the normal on
   end (Ray start-up, ingestion, featurization and scoring), once per group of sets, since
   `ocsf-ray run` does not time its score step.
 Groups (synth, seed-sample) are also summarised by each method's mean over their sets.
+
+Beside the methods, not ranked with them since it reads the labels: a supervised ceiling,
+gradient boosting (scikit-learn's HistGradientBoostingClassifier) per family on the same
+feature rows, scored out of fold over 5 folds: random folds (the incident's other events
+are in training: an upper bound on what the rows carry) and 5 contiguous time blocks (the
+incident is unseen). Where it stays low, no per-event detector on these rows can do well.
 Prints a table per set and a final JSON line with every figure.
 
     .venv/bin/python bench/detect.py            # 11 `ocsf-ray run`s: 5 synth, 5 seed-sample, 1 RAS
@@ -40,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detect_sets import SEED_KINDS, SEED_SAMPLE, DataSet, ocsf_ray, ras_set, seed_sample_sets, synth_sets  # noqa: E402
@@ -82,6 +89,42 @@ def set_figures(result: dict) -> dict:
             **standing(methods), "per_kind": kinds, "notes": result["notes"]}
 
 
+def supervised_ceiling(features_root: str, labels_path: str, seed: int) -> dict:
+    """AUROC and AUPRC over all events of out-of-fold predicted probabilities, per family
+    fitted on the labels (module docstring): `random` folds and `time` blocks."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from ocsf_ray.train.data import discover_features
+
+    labels = pl.read_parquet(labels_path, columns=["metadata_uid", "is_anomaly"]).unique("metadata_uid")
+    found = {"random": ([], []), "time": ([], [])}
+    for family in discover_features(features_root).values():
+        rows = (pl.read_parquet(list(family.files)).join(labels, on="metadata_uid", how="left")
+                .with_columns(pl.col("is_anomaly").fill_null(False)).sort("time"))
+        categorical, numeric = family.columns
+        x, y = rows.select(categorical + numeric).to_numpy().astype(np.float64), rows.get_column("is_anomaly").to_numpy()
+        folds = {"random": np.array_split(np.random.default_rng(seed).permutation(len(y)), 5),
+                 "time": np.array_split(np.arange(len(y)), 5)}
+        for kind, blocks in folds.items():
+            predicted = np.zeros(len(y))
+            for block in blocks:
+                train = np.setdiff1d(np.arange(len(y)), block)
+                if 0 < y[train].sum() < len(train):
+                    model = HistGradientBoostingClassifier(categorical_features=[False] * len(categorical + numeric),
+                                                           random_state=seed).fit(x[train], y[train])
+                    predicted[block] = model.predict_proba(x[block])[:, 1]
+                else:
+                    predicted[block] = y[train].mean() if len(train) else 0.0
+            found[kind][0].append(y)
+            found[kind][1].append(predicted)
+    result = {}
+    for kind, (ys, ps) in found.items():
+        y, p = np.concatenate(ys), np.concatenate(ps)
+        result[kind] = {"auroc": float(roc_auc_score(y, p)), "auprc": float(average_precision_score(y, p))}
+    return result
+
+
 def run_set(data: DataSet, work: Path, args: argparse.Namespace, throughput: bool) -> dict:
     """ocsf-ray run on the set, every method's figures from its scores and features, and
     optionally the score command's throughput."""
@@ -91,7 +134,8 @@ def run_set(data: DataSet, work: Path, args: argparse.Namespace, throughput: boo
     started = time.perf_counter()
     result = evaluate_run(str(out / "scores"), data.labels, features_root=str(out), ks=(100,), seed=args.seed)
     found = set_figures(result) | {"run_seconds": round(seconds, 1),
-                                   "evaluate_seconds": round(time.perf_counter() - started, 1)}
+                                   "evaluate_seconds": round(time.perf_counter() - started, 1),
+                                   "supervised_ceiling": supervised_ceiling(str(out), data.labels, args.seed)}
     if throughput:
         score_seconds = ocsf_ray(["score", *data.inputs, "--model", str(out / "bundle"), "--out",
                                   str(work / f"score-{data.name}"), "--explain-top", "0", "--num-cpus", str(args.num_cpus)],
@@ -120,6 +164,9 @@ def print_set(name: str, found: dict) -> None:
         for kind, k in sorted(found["per_kind"].items()):
             cells = "".join(f"{_cell(k['methods'][m]['auprc']):>10}" for m in order)
             print(f"{kind[:24]:24}{k['events']:>7}{str(k['rank']):>6}{cells}")
+    ceiling = found["supervised_ceiling"]
+    print("supervised ceiling (labels read; not ranked): " + ", ".join(
+        f"{kind} folds AUROC {_cell(c['auroc'])} AUPRC {_cell(c['auprc'])}" for kind, c in ceiling.items()))
     for note in found["notes"]:
         print(f"note: {note}")
 

@@ -716,10 +716,8 @@ def _demo_archive(target: str, events: int, seed: int) -> None:
 
 def _report_step(out: str, bundle: str, manifest: dict, archive, threshold: float, explanations: list[dict],
                  evaluation: dict | None, elapsed: float) -> str:
-    import math
-
     from ocsf_ray.index.triage import embedding_sample, read_scores, score_counts
-    from ocsf_ray.report import ReportInputs, write_report
+    from ocsf_ray.report import ReportInputs, lowest_flagged, write_report
 
     counts = score_counts(out)
     scores = read_scores(out, ["metadata_uid", "time", "family", "service", "anomaly_score", "percentile", "is_anomaly"], 1_000_000)
@@ -736,7 +734,7 @@ def _report_step(out: str, bundle: str, manifest: dict, archive, threshold: floa
     ]
     return write_report(out, ReportInputs(
         title=f"ocsf-ray run: {out}", summary=summary, scores=scores,
-        threshold_score=-math.log10(1 - threshold / 100), threshold_percentile=threshold, top=explanations,
+        threshold_score=lowest_flagged(scores), threshold_percentile=threshold, top=explanations,
         embedding_sample=embeddings, embedding_scores=embedded_scores, embedding_flagged=flagged, evaluation=evaluation,
         embedding_family=largest,
     ))

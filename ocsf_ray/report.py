@@ -37,14 +37,22 @@ class ReportInputs:
     title: str
     summary: list[tuple[str, str]]  # rows of the summary table, already formatted
     scores: pl.DataFrame  # metadata_uid, time (epoch ms), family, service, anomaly_score, percentile, is_anomaly
-    threshold_score: float  # anomaly_score at the threshold
-    threshold_percentile: float  # the same threshold as a percentile, for labels
+    threshold_score: float  # the lowest flagged anomaly_score (`lowest_flagged`)
+    threshold_percentile: float  # the percentile of its family's reference each flagged event reaches
     top: list[dict]  # explanation dicts of the top anomalies, best first
     embedding_sample: np.ndarray | None  # [n, d] embeddings of a sample of events
     embedding_scores: np.ndarray | None  # [n] their anomaly_score
     embedding_flagged: np.ndarray | None  # [n] whether each is above the threshold
     evaluation: dict | None  # metrics against ground truth, None when there is none
     embedding_family: str | None = None  # each family has its own model: a map shows one
+
+
+def lowest_flagged(scores: pl.DataFrame) -> float:
+    """The lowest anomaly_score among flagged events (inf when none). Each family flags
+    the events beyond a percentile of its own reference, so no one score is the threshold
+    of every family; above this one, some family flags."""
+    flagged = scores.filter(pl.col("is_anomaly")).get_column("anomaly_score")
+    return float(flagged.min()) if flagged.len() else math.inf
 
 
 def write_report(out_dir: str, inputs: ReportInputs) -> str:
@@ -132,7 +140,7 @@ def _distribution_section(out_dir: str, inputs: ReportInputs) -> str:
         ax.text(0.5, 0.5, "no scored events", ha="center", transform=ax.transAxes)
     if math.isfinite(threshold):
         ax.axvline(threshold, color="red", linestyle="--")
-        ax.text(threshold, 1.0, f" threshold: p{inputs.threshold_percentile:g} = {threshold:.2f}",
+        ax.text(threshold, 1.0, f" lowest flagged (p{inputs.threshold_percentile:g} of its family) = {threshold:.2f}",
                 color="red", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
     ax.set_xlabel("anomaly_score (-log10 tail probability)")
     ax.set_ylabel("events (log scale)")
@@ -211,7 +219,7 @@ def _embedding_section(out_dir: str, inputs: ReportInputs) -> str:
     ax = fig.add_subplot()
     vmax = inputs.threshold_score if math.isfinite(inputs.threshold_score) and inputs.threshold_score > 0 else None
     points = ax.scatter(xy[normal, 0], xy[normal, 1], c=scores[normal], cmap="viridis", s=8, vmin=0, vmax=vmax)
-    fig.colorbar(points, ax=ax, label="anomaly_score (colour saturates at the threshold)")
+    fig.colorbar(points, ax=ax, label="anomaly_score (colour saturates at the lowest flagged score)")
     ax.scatter(xy[flagged, 0], xy[flagged, 1], marker="X", s=40, c="red", edgecolors="black", linewidths=0.5,
                label=f"above threshold ({int(flagged.sum())})")
     ax.legend(loc="best", fontsize=8)

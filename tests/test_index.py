@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from ocsf_ray.features.spec import FIRST_CODE, CategoricalFeature, FeatureSpec, NumericFeature
 from ocsf_ray.features.transform import feature_columns
-from ocsf_ray.index.calibration import Calibration, ScoreCalibration
+from ocsf_ray.index.calibration import Calibration, ScoreCalibration, fuse
 from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.reference import FamilyIndex, TimeShards, build_shards, feature_vectors
 from ocsf_ray.index.scorer import fit_calibration, raw_terms
@@ -139,6 +139,20 @@ def test_a_short_tailed_reference_still_flags_its_top_percent():
     assert flagged == pytest.approx(0.01, abs=0.002)
 
 
+def test_terms_fuse_by_fishers_method_without_underflow():
+    """The fused score is -log10 of Fisher's combined p-value (as scipy computes it), and
+    stays finite and ordered where that p-value underflows a float."""
+    from scipy.stats import combine_pvalues
+
+    p = np.random.default_rng(3).uniform(1e-9, 1.0, (3, 200))
+    fused = fuse({f"t{i}": -np.log10(p[i]) for i in range(3)})
+    expected = [-np.log10(combine_pvalues(p[:, j], method="fisher").pvalue) for j in range(200)]
+    np.testing.assert_allclose(fused, expected, rtol=1e-9)
+    assert fuse({"only": np.array([0.0, 2.5])}) == pytest.approx([0.0, 2.5])
+    extreme = fuse({"a": np.array([400.0, 500.0]), "b": np.array([400.0, 400.0])})
+    assert np.isfinite(extreme).all() and 790 < extreme[0] < extreme[1]
+
+
 def test_the_rarity_term_counts_equivalent_fields_once_and_only_beyond_the_rare_level():
     """A user's uid and name map one to one: stating the unseen user twice is not twice as
     rare, so adding the name column leaves the term unchanged; values more common than the
@@ -207,7 +221,7 @@ def scored(frame: pl.DataFrame, options: IndexOptions = IndexOptions()) -> pl.Da
     raw = raw_terms(built, built.reference, built.embeddings)
     calibration = fit_calibration(raw)
     return built.reference.select("metadata_uid").with_columns(
-        pl.Series("score", calibration.combined.surprise(calibration.combine(raw))), pl.Series("knn", raw["embedding"]),
+        pl.Series("score", calibration.combine(raw)), pl.Series("knn", raw["embedding"]),
         pl.Series("rarity", raw["rarity"]))
 
 

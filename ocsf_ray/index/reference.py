@@ -22,7 +22,7 @@ import polars as pl
 
 from ocsf_ray.features.spec import FeatureSpec
 from ocsf_ray.features.transform import feature_columns
-from ocsf_ray.index.calibration import ScoreCalibration
+from ocsf_ray.index.calibration import FUSION, ScoreCalibration
 from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.rarity import FieldRarity
 from ocsf_ray.index.search import IndexInfo, build_index, on_best_device, search_excluding
@@ -174,7 +174,7 @@ class FamilyIndex:
         if not exists(path):
             raise FileNotFoundError(f"bundle {bundle} has no index for {family}: train it with `ocsf-ray train` or `run`")
         saved = read_json(path)
-        if saved["calibration"].get("terms", {}).get("rarity", {}).get("kind") != "nats":
+        if saved["calibration"].get("fusion") != FUSION:
             raise ValueError(f"bundle {bundle} was indexed by an older ocsf-ray: index it again (`ocsf-ray train` or `run`)")
         time_shards = TimeShards(saved["time_shards"]["start_ms"], saved["time_shards"]["width_ms"],
                                  tuple(saved["time_shards"]["bounds"]))

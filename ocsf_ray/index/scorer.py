@@ -42,11 +42,11 @@ class FamilyScorer:
 
     fit(features[, embeddings]) takes the reference rows (polars, one per event, with
     metadata_uid, time, service and the FeatureSpec's columns); decision_function(features)
-    returns `anomaly_score` [rows] (float64, -log10 of the reference tail probability:
-    higher = more anomalous). After fit, `decision_scores_` holds the reference rows'
-    scores in input order; `threshold_` is -log10(contamination), about the
-    (1 - contamination) quantile of `decision_scores_` (the calibration's fitted tail sets
-    it beyond the 90th percentile, `ocsf_ray.index.calibration`), and `labels_` = decision_scores_ >= threshold_ (PyOD's meaning of contamination).
+    returns `anomaly_score` [rows] (float64, -log10 of the Fisher-combined p-value of its
+    terms, each a tail probability over the reference: higher = more anomalous,
+    `ocsf_ray.index.calibration`). After fit, `decision_scores_` holds the reference rows'
+    scores in input order; `threshold_` is their (1 - contamination) quantile and `labels_`
+    = decision_scores_ > threshold_, as in PyOD.
     """
 
     model: FamilyModel
@@ -62,18 +62,18 @@ class FamilyScorer:
         self.index, order = FamilyIndex.fit(self.family, features, embeddings, self.model.spec, self.options)
         raw = raw_terms(self.index, self.index.reference, self.index.embeddings)
         self.index.calibration = fit_calibration(raw)
-        scores = self.index.calibration.combined.surprise(self.index.calibration.combine(raw))
+        scores = self.index.calibration.combine(raw)
         self.decision_scores_ = np.empty_like(scores)
         self.decision_scores_[order] = scores
         return self
 
     @property
     def threshold_(self) -> float:
-        return float(-np.log10(self.contamination))
+        return float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
 
     @property
     def labels_(self) -> np.ndarray:
-        return self.decision_scores_ >= self.threshold_
+        return self.decision_scores_ > self.threshold_
 
     def decision_function(self, features: pl.DataFrame) -> np.ndarray:
         """anomaly_score of each feature row [rows], float64."""
@@ -105,19 +105,20 @@ class FamilyScorer:
         Three terms, each calibrated on the reference (`raw_terms`): the k-NN distance among
         embeddings (`knn_distance`), among the scaled feature vectors (`feature_distance`),
         and the field rarity (`field_rarity`, nats beyond each field's level, read as a log-probability
-        ratio rather than calibrated); docs/SCORING.md shows what each catches.
+        ratio rather than calibrated), fused by Fisher's method into `anomaly_score`; `percentile`
+        places that score in the family's reference; docs/SCORING.md shows what each catches.
         """
         found = found or self.neighbours(features)
         raw = raw_terms(self.index, features, found.embeddings, found.distances)
         calibration = self.index.calibration
-        combined = calibration.combine(raw)
-        percentiles = calibration.combined.percentile(combined)
+        scores = calibration.combine(raw)
+        percentiles = calibration.combined.percentile(scores)
         return features.select("metadata_uid", "time", "service", "source_kind").with_columns(
             pl.lit(self.family).alias("family"),
             pl.Series("knn_distance", raw["embedding"], dtype=pl.Float32),
             pl.Series("feature_distance", raw["features"], dtype=pl.Float32),
             pl.Series("field_rarity", raw["rarity"], dtype=pl.Float32),
-            pl.Series("anomaly_score", calibration.combined.surprise(combined), dtype=pl.Float64),
+            pl.Series("anomaly_score", scores, dtype=pl.Float64),
             pl.Series("percentile", percentiles, dtype=pl.Float64),
             pl.Series("is_anomaly", percentiles >= percentile, dtype=pl.Boolean),
         )
