@@ -269,11 +269,10 @@ def _train_step(features: str, out: str, options, workers: int, gpu: bool | None
     for name, info in result.manifest["families"].items():
         index = built[name]
         kind = index["kind"] + (f" recall@k {index['recall_at_k']:.3f}" if index["recall_at_k"] is not None else "")
-        table.add_row(
-            name, f"{info['rows']:,}", str(info["epochs_run"]), str(info["best_epoch"]),
-            f"{info['val_top1']:.3f}", f"{info['untrained_val_top1']:.3f}",
-            f"{kind} ({index['reference_rows']:,})", f"{index['distance_p99']:.3f}",
-        )
+        trained = (str(info["epochs_run"]), str(info["best_epoch"]), f"{info['val_top1']:.3f}",
+                   f"{info['untrained_val_top1']:.3f}") if info.get("encoder", True) else ("no encoder", "-", "-", "-")
+        table.add_row(name, f"{info['rows']:,}", *trained, f"{kind} ({index['reference_rows']:,})",
+                      f"{index['distance_p99']:.3f}")
     console.print(table)
     for name, reason in result.manifest["skipped"].items():
         console.print(f"skipped {name}: {reason}", highlight=False)

@@ -8,10 +8,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ocsf_ray.features.spec import FIRST_CODE, CategoricalFeature, FeatureSpec, NumericFeature
-from ocsf_ray.features.transform import feature_columns
+from ocsf_ray.features.transform import feature_columns, feature_vectors
 from ocsf_ray.index.calibration import Calibration, ScoreCalibration, fuse
 from ocsf_ray.index.options import IndexOptions
-from ocsf_ray.index.reference import FamilyIndex, TimeShards, build_shards, feature_vectors
+from ocsf_ray.index.reference import FamilyIndex, TimeShards, build_shards
 from ocsf_ray.index.scorer import fit_calibration, raw_terms
 from ocsf_ray.index.search import build_index, mean_distance
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 
 from ocsf_ray.io import IngestOptions, canonicalize, plan_chunks, read_chunk, resolve_inputs
@@ -62,7 +63,21 @@ def test_bundle_embeds_new_events_with_its_own_spec(trained, tmp_path):
     assert not np.allclose(embeddings[0], embeddings[1])
 
 
-def test_too_small_families_are_left_out_with_a_note(featurized, tmp_path):
-    result = train_bundle(featurized, str(tmp_path / "b"), TrainOptions(**{**OPTIONS.to_dict(), "min_rows": 10**6}))
-    assert result.manifest["families"] == {}
-    assert "too small" in result.manifest["skipped"]["6003_log"]
+def test_a_family_too_small_for_an_encoder_is_scored_by_its_feature_terms(featurized, tmp_path):
+    """Below min_rows no encoder is trained, but the family is indexed and every event is
+    scored by its feature k-NN and field rarity (its embedding is its feature vector)."""
+    from ocsf_ray.features.transform import feature_vectors
+    from ocsf_ray.index import FamilyScorer, IndexOptions, index_bundle
+
+    bundle = str(tmp_path / "b")
+    result = train_bundle(featurized, bundle, TrainOptions(**{**OPTIONS.to_dict(), "min_rows": 10**6}))
+    info = result.manifest["families"]["6003_log"]
+    assert info["encoder"] is False and "min_rows" in info["note"] and result.manifest["skipped"] == {}
+    index_bundle(bundle, featurized, IndexOptions())
+    scorer = FamilyScorer.load(bundle, "6003_log")
+    assert not scorer.model.has_encoder and set(scorer.index.calibration.terms) == {"features", "rarity"}
+    features = pl.read_parquet(f"{featurized}/features/6003_log/")
+    np.testing.assert_array_equal(scorer.model.embed_features(features), feature_vectors(features, scorer.model.spec))
+    scored = scorer.score(features)
+    assert scored["anomaly_score"].null_count() == 0 and scored["knn_distance"].null_count() == features.height
+    assert 0.005 <= scored["is_anomaly"].mean() <= 0.03

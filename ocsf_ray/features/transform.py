@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
 from ocsf_ray.features.normalise import normalised
 from ocsf_ray.features.spec import FIRST_CODE, MISSING_CODE, UNSEEN_CODE, FeatureSpec, NumericFeature
 
 KEEP = ("metadata_uid", "time", "service", "source_kind")
+ONEHOT_CAP = 64  # one-hot slots per categorical in feature vectors; rarer codes share the last
 FIRST_GAP_S = 86_400.0  # an entity seen once counts as a day away from any other event
 _MINUTE_MS = 60_000
 
@@ -194,3 +196,17 @@ def feature_columns(spec: FeatureSpec) -> tuple[list[str], list[str]]:
         floats += [f"win__series_{f.column}_dev" for f in spec.numeric]
         floats += [f"win__service_{f.column}_dev_1m" for f in spec.numeric]
     return [f"cat__{f.column}" for f in spec.categorical], floats
+
+
+def feature_vectors(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """The model's inputs as one float32 vector per row, with no model: scaled numerics
+    as they are, categorical codes one-hot (at most ONEHOT_CAP slots each)."""
+    categorical, floats = feature_columns(spec)
+    parts = [features.select(floats).to_numpy().astype(np.float32).reshape(features.height, -1)]
+    for column, feature in zip(categorical, spec.categorical):
+        width = min(feature.cardinality, ONEHOT_CAP)
+        codes = np.minimum(features.get_column(column).fill_null(0).to_numpy(), width - 1)
+        hot = np.zeros((features.height, width), np.float32)
+        hot[np.arange(features.height), codes] = 1.0
+        parts.append(hot)
+    return np.ascontiguousarray(np.hstack(parts))

@@ -91,7 +91,8 @@ def index_bundle(bundle: str, features_root: str, options: IndexOptions = IndexO
             on_family(family, i, len(manifest["families"]))
         built = index_family(bundle, found[family], options)
         built.save(bundle)
-        quantiles = np.asarray(built.calibration.terms["embedding"].quantiles)
+        terms = built.calibration.terms
+        quantiles = np.asarray(terms.get("embedding", terms["features"]).quantiles)
         summary[family] = built.info.to_dict() | {
             "reference_rows": built.reference.height, "time_shards": len(built.shards),
             "distance_median": float(quantiles[500]), "distance_p99": float(quantiles[990]),

@@ -141,7 +141,8 @@ def explain(scorer: FamilyScorer, features: pl.DataFrame, raw: pl.DataFrame | No
     spec = scorer.model.spec
     found = scorer.neighbours(features)
     scored = scorer.score(features, found=found)
-    surprises = scorer.index.calibration.surprises(raw_terms(scorer.index, features, found.embeddings, found.distances))
+    surprises = scorer.index.calibration.surprises(raw_terms(scorer.index, features, found.embeddings, found.distances,
+                                                                  scorer.model.has_encoder))
     rarity = scorer.index.field_rarity(features)
     carried = scorer.index.rarity.contributions(rarity)
     groups = feature_groups(spec)

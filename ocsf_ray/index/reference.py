@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from ocsf_ray.features.spec import FeatureSpec
-from ocsf_ray.features.transform import feature_columns
+from ocsf_ray.features.transform import feature_vectors
 from ocsf_ray.index.calibration import FUSION, ScoreCalibration
 from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.rarity import FieldRarity
@@ -32,23 +32,6 @@ from ocsf_ray.io.storage import exists, read_bytes, read_json, write_json
 INDEX, REFERENCE, CALIBRATION = "index.npz", "reference.parquet", "calibration.json"
 MIN_SHARDS = 4  # below this, excluding 3 shards around a query would leave too little
 TARGET_SHARDS = 8  # shards are at most a TARGET_SHARDS-th of the reference's time span wide
-ONEHOT_CAP = 64  # one-hot slots per categorical in feature vectors; rarer codes share the last
-
-
-def feature_vectors(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
-    """The model's inputs as one float32 vector per row, with no model: scaled numerics
-    as they are, categorical codes one-hot (at most ONEHOT_CAP slots each)."""
-    categorical, floats = feature_columns(spec)
-    parts = [features.select(floats).to_numpy().astype(np.float32).reshape(features.height, -1)]
-    for column, feature in zip(categorical, spec.categorical):
-        width = min(feature.cardinality, ONEHOT_CAP)
-        codes = np.minimum(features.get_column(column).fill_null(0).to_numpy(), width - 1)
-        hot = np.zeros((features.height, width), np.float32)
-        hot[np.arange(features.height), codes] = 1.0
-        parts.append(hot)
-    return np.ascontiguousarray(np.hstack(parts))
-
-
 def uid_keys(uids: pl.Series) -> np.ndarray:
     """64-bit keys of metadata_uids, to recognise an event among its own neighbours
     without string comparisons (computed in-process on both sides, so stable)."""

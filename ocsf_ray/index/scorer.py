@@ -16,7 +16,8 @@ import polars as pl
 
 from ocsf_ray.index.calibration import ScoreCalibration
 from ocsf_ray.index.options import IndexOptions
-from ocsf_ray.index.reference import FamilyIndex, feature_vectors
+from ocsf_ray.features.transform import feature_vectors
+from ocsf_ray.index.reference import FamilyIndex
 from ocsf_ray.index.search import mean_distance
 from ocsf_ray.train.bundle import FamilyModel, load_family
 
@@ -60,7 +61,7 @@ class FamilyScorer:
         embeddings when already computed (as Ray actors do for large references)."""
         embeddings = self.model.embed_features(features) if embeddings is None else embeddings
         self.index, order = FamilyIndex.fit(self.family, features, embeddings, self.model.spec, self.options)
-        raw = raw_terms(self.index, self.index.reference, self.index.embeddings)
+        raw = raw_terms(self.index, self.index.reference, self.index.embeddings, encoder=self.model.has_encoder)
         self.index.calibration = fit_calibration(raw)
         scores = self.index.calibration.combine(raw)
         self.decision_scores_ = np.empty_like(scores)
@@ -109,13 +110,13 @@ class FamilyScorer:
         places that score in the family's reference; docs/SCORING.md shows what each catches.
         """
         found = found or self.neighbours(features)
-        raw = raw_terms(self.index, features, found.embeddings, found.distances)
+        raw = raw_terms(self.index, features, found.embeddings, found.distances, self.model.has_encoder)
         calibration = self.index.calibration
         scores = calibration.combine(raw)
         percentiles = calibration.combined.percentile(scores)
         return features.select("metadata_uid", "time", "service", "source_kind").with_columns(
             pl.lit(self.family).alias("family"),
-            pl.Series("knn_distance", raw["embedding"], dtype=pl.Float32),
+            pl.Series("knn_distance", raw.get("embedding", np.full(features.height, np.nan)), dtype=pl.Float32).fill_nan(None),
             pl.Series("feature_distance", raw["features"], dtype=pl.Float32),
             pl.Series("field_rarity", raw["rarity"], dtype=pl.Float32),
             pl.Series("anomaly_score", scores, dtype=pl.Float64),
@@ -125,18 +126,21 @@ class FamilyScorer:
 
 
 def raw_terms(index: FamilyIndex, features: pl.DataFrame, embeddings: np.ndarray,
-              distances: np.ndarray | None = None) -> dict[str, np.ndarray]:
+              distances: np.ndarray | None = None, encoder: bool = True) -> dict[str, np.ndarray]:
     """The uncalibrated score terms of feature rows, each [rows]: mean distance to the k
-    nearest admissible reference embeddings (`embedding`) and feature vectors (`features`),
-    and the field-rarity term in nats (`rarity`, `ocsf_ray.index.rarity.FieldRarity.term`). `distances`:
-    the embedding neighbours' distances when already searched."""
+    nearest admissible reference embeddings (`embedding`, only with an `encoder`: without
+    one the embeddings are the feature vectors) and feature vectors (`features`), and the
+    field-rarity term in nats (`rarity`, `ocsf_ray.index.rarity.FieldRarity.term`).
+    `distances`: the embedding neighbours' distances when already searched."""
     uids, times = features.get_column("metadata_uid"), features.get_column("time").to_numpy()
-    if distances is None:
-        distances = index.search(embeddings, uids, times)[0]
+    terms = {}
+    if encoder:
+        if distances is None:
+            distances = index.search(embeddings, uids, times)[0]
+        terms["embedding"] = mean_distance(distances)
     vectors = feature_vectors(features, index.spec)
-    return {"embedding": mean_distance(distances),
-            "features": mean_distance(index.search(vectors, uids, times, on_features=True)[0]),
-            "rarity": index.rarity.term(index.field_rarity(features))}
+    return terms | {"features": mean_distance(index.search(vectors, uids, times, on_features=True)[0]),
+                    "rarity": index.rarity.term(index.field_rarity(features))}
 
 
 def fit_calibration(raw: dict[str, np.ndarray]) -> ScoreCalibration:

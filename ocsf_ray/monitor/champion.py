@@ -35,7 +35,7 @@ from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes, write_par
 from ocsf_ray.io.storage import copy_tree, exists, is_uri, read_bytes
 from ocsf_ray.monitor.current import features_since
 from ocsf_ray.monitor.options import MonitorOptions
-from ocsf_ray.train.bundle import MANIFEST, load_family, read_manifest
+from ocsf_ray.train.bundle import MANIFEST, encoded_families, load_family, read_manifest
 from ocsf_ray.train.data import discover_features, time_cutoff
 from ocsf_ray.train.loop import validate
 from ocsf_ray.train.options import TrainOptions
@@ -111,7 +111,7 @@ def compare(champion: str, challenger: str, champion_root: str, challenger_root:
     """Per family: both bundles' val_top1 on the same held-out events, with the champion's
     validation settings."""
     settings = champion_train_options(read_manifest(champion))
-    trained = read_manifest(challenger)["families"]
+    trained = encoded_families(read_manifest(challenger))
     found = {}
     for family, cutoff in cutoffs.items():
         rows = features_since(champion_root, family, cutoff, options.max_rows, options.seed)
@@ -193,8 +193,10 @@ def retrain_challenger(champion: str, archive: CanonicalArchive, root: str, opti
     if trained.manifest["families"]:
         index_bundle(outcome["bundle"], train_root, IndexOptions(**manifest["index"]["options"]))
     step("compare on held-out data", 2, 3)
-    compared = compare(champion, outcome["bundle"], join_uri(root, "current"), data_root, cutoffs, options)
-    promoted, reason = decide(compared, list(manifest["families"]))
+    encoded = encoded_families(manifest)  # families without an encoder have no val_top1 to compare
+    compared = compare(champion, outcome["bundle"], join_uri(root, "current"), data_root,
+                       {f: cutoff for f, cutoff in cutoffs.items() if f in encoded}, options)
+    promoted, reason = decide(compared, encoded)
     outcome |= {
         "version": trained.manifest["version"], "skipped": trained.manifest["skipped"], "families": compared,
         "champion_val_top1": weighted_top1(compared, "champion"),

@@ -9,6 +9,10 @@ load the same bundle the driver wrote.
     <bundle>/<family>/model_config.json
     <bundle>/<family>/feature_spec.json
     <bundle>/<family>/metrics.json         per-epoch training history and the chosen epoch
+
+A family with too few rows to train an encoder (`TrainOptions.min_rows`) has only its
+feature_spec.json and `"encoder": false` in the manifest: it is scored by its feature
+terms alone (`FamilyModel.embed_features` is then the scaled feature vector).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import polars as pl
 import torch
 
 from ocsf_ray.features.spec import FeatureSpec
-from ocsf_ray.features.transform import extract, feature_columns
+from ocsf_ray.features.transform import extract, feature_columns, feature_vectors
 from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes
 from ocsf_ray.io.storage import children, exists, is_uri, read_bytes, read_json, remove, write_json
 from ocsf_ray.train.model import ModelConfig, TabularResNet
@@ -95,6 +99,16 @@ def write_family(bundle: str, family: str, checkpoint: str, model_config: ModelC
                join_uri(target, "metrics.json"))
 
 
+def write_feature_family(bundle: str, family: str, spec: FeatureSpec) -> None:
+    """A family without an encoder: its FeatureSpec alone."""
+    write_json(spec.to_dict(), join_uri(bundle, family, "feature_spec.json"))
+
+
+def encoded_families(manifest: dict) -> list[str]:
+    """The manifest's families that have an encoder (all but those too small to train one)."""
+    return [family for family, info in manifest["families"].items() if info.get("encoder", True)]
+
+
 def write_manifest(bundle: str, families: dict[str, dict], skipped: dict[str, str], options: dict) -> dict:
     manifest = {
         "version": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
@@ -114,15 +128,23 @@ def best_device() -> torch.device:
 
 @dataclass
 class FamilyModel:
-    """A ready-to-embed model with the FeatureSpec its inputs must be made with."""
+    """A ready-to-embed model with the FeatureSpec its inputs must be made with; `model`
+    is None for a family without an encoder, whose embedding is its scaled feature vector
+    (`ocsf_ray.features.transform.feature_vectors`)."""
 
     family: str
-    model: TabularResNet
+    model: TabularResNet | None
     spec: FeatureSpec
     device: torch.device
 
+    @property
+    def has_encoder(self) -> bool:
+        return self.model is not None
+
     def embed_features(self, features: pl.DataFrame, batch_size: int = 4096) -> np.ndarray:
         """Feature rows (as written by `featurize`) → float32 embeddings [rows, dim]."""
+        if self.model is None:
+            return feature_vectors(features, self.spec)
         categorical, numeric = feature_columns(self.spec)
         outputs = []
         with torch.no_grad():
@@ -154,10 +176,13 @@ def family_spec(path: str, family: str) -> FeatureSpec:
 
 
 def load_family(path: str, family: str, device: torch.device | None = None) -> FamilyModel:
-    """One family's encoder in eval mode on the best device present, with its spec."""
+    """One family's encoder in eval mode on the best device present, with its spec (no
+    encoder where the manifest says the family has none)."""
     device = device or best_device()
-    config = ModelConfig.from_dict(read_json(join_uri(path, family, "model_config.json")))
     spec = family_spec(path, family)
+    if not read_manifest(path)["families"].get(family, {}).get("encoder", True):
+        return FamilyModel(family, None, spec, device)
+    config = ModelConfig.from_dict(read_json(join_uri(path, family, "model_config.json")))
     model = TabularResNet(config)
     model.load_state_dict(_torch_load(join_uri(path, family, "model.pt")))
     return FamilyModel(family, model.to(device).eval(), spec, device)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+MIN_SCORED_ROWS = 100  # fewer rows cannot place a family's 99th percentile: the family is not scored
+
 
 @dataclass(frozen=True)
 class TrainOptions:
@@ -13,6 +15,8 @@ class TrainOptions:
     temperature 0.1: the usual NT-Xent value for batch sizes of a few hundred.
     val_batch_size: retrieval accuracy is measured among this many rows, fixed so that
         trials with different training batch sizes compare on the same task.
+    min_rows: a family with fewer rows gets no encoder; with at least MIN_SCORED_ROWS it
+        is still indexed and scored by its feature terms (feature k-NN, field rarity).
     """
 
     epochs: int = 10

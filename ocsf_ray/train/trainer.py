@@ -13,11 +13,12 @@ from typing import Callable
 
 from ocsf_ray.io.sources import join_uri
 from ocsf_ray.io.storage import absolute, remove
-from ocsf_ray.train.bundle import checkpoint_uri, latest_checkpoint, read_history, reset_bundle_dir, write_family, write_manifest
+from ocsf_ray.train.bundle import (checkpoint_uri, latest_checkpoint, read_history, reset_bundle_dir, write_family,
+                                   write_feature_family, write_manifest)
 from ocsf_ray.train.data import FamilyFeatures, chronological_split, discover_features
 from ocsf_ray.train.loop import train_loop_per_worker
 from ocsf_ray.train.model import ModelConfig
-from ocsf_ray.train.options import TrainOptions
+from ocsf_ray.train.options import MIN_SCORED_ROWS, TrainOptions
 
 
 def model_config_for(features: FamilyFeatures, options: TrainOptions) -> ModelConfig:
@@ -108,8 +109,14 @@ def train_bundle(
         if on_family:
             on_family(family, i, len(chosen))
         categorical, numeric = features.columns
+        if features.rows < MIN_SCORED_ROWS:
+            skipped[family] = f"too small to score: {features.rows} rows < {MIN_SCORED_ROWS}"
+            continue
         if features.rows < options.min_rows:
-            skipped[family] = f"too small to learn from: {features.rows} rows < min_rows {options.min_rows}"
+            write_feature_family(bundle, family, features.spec)
+            summary[family] = {"rows": features.rows, "encoder": False, "categorical": len(categorical),
+                               "numeric": len(numeric), "note": f"{features.rows} rows < min_rows {options.min_rows}: "
+                               "no encoder, scored by its feature k-NN and field rarity"}
             continue
         resume_from = latest_checkpoint(join_uri(runs_dir, family)) if resume else None
         run = train_family(features, runs_dir, options, workers, use_gpu, resume_from)
