@@ -200,13 +200,15 @@ def feature_columns(spec: FeatureSpec) -> tuple[list[str], list[str]]:
 
 def feature_vectors(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
     """The model's inputs as one float32 vector per row, with no model: scaled numerics
-    as they are, categorical codes one-hot (at most ONEHOT_CAP slots each)."""
+    as they are, categorical codes one-hot (at most ONEHOT_CAP slots each), [rows, floats
+    + sum of one-hot widths], written in place (no concatenation of per-field copies)."""
     categorical, floats = feature_columns(spec)
-    parts = [features.select(floats).to_numpy().astype(np.float32).reshape(features.height, -1)]
-    for column, feature in zip(categorical, spec.categorical):
-        width = min(feature.cardinality, ONEHOT_CAP)
-        codes = np.minimum(features.get_column(column).fill_null(0).to_numpy(), width - 1)
-        hot = np.zeros((features.height, width), np.float32)
-        hot[np.arange(features.height), codes] = 1.0
-        parts.append(hot)
-    return np.ascontiguousarray(np.hstack(parts))
+    widths = [min(feature.cardinality, ONEHOT_CAP) for feature in spec.categorical]
+    vectors = np.zeros((features.height, len(floats) + sum(widths)), np.float32)
+    if floats:
+        vectors[:, :len(floats)] = features.select(floats).to_numpy()
+    rows, offset = np.arange(features.height), len(floats)
+    for column, width in zip(categorical, widths):
+        vectors[rows, offset + np.minimum(features.get_column(column).fill_null(0).to_numpy(), width - 1)] = 1.0
+        offset += width
+    return vectors

@@ -133,12 +133,14 @@ class FieldRarity:
                      equivalent_fields(reference, categorical))
         levels = np.full(len(categorical), -np.log(RARE))
         if reference.height:
-            nats = fitted.score(reference, shard, np.ones(reference.height, bool))[:, :len(categorical)]
+            nats = fitted.score(reference, shard, np.ones(reference.height, bool), numeric=False)
             levels = np.maximum(levels, np.quantile(nats, LEVEL_QUANTILE, axis=0))
         return replace(fitted, levels=levels)
 
-    def score(self, features: pl.DataFrame, query_shard: np.ndarray, in_reference: np.ndarray) -> np.ndarray:
-        """-ln p per field, [rows, categorical + numeric] in `fields()` order (nats).
+    def score(self, features: pl.DataFrame, query_shard: np.ndarray, in_reference: np.ndarray,
+              numeric: bool = True) -> np.ndarray:
+        """-ln p per field, [rows, categorical + numeric] in `fields()` order (nats);
+        [rows, categorical] when not `numeric`.
 
         `query_shard`: each row's time shard (outside 0..shards-1 when outside the reference
         period: nothing is skipped); `in_reference`: rows that are reference events
@@ -158,7 +160,7 @@ class FieldRarity:
             p_code = (n_code + 1.0) / (n + 2.0)
             p_service = (n_pair + SERVICE_PRIOR * p_code) / (n_service + SERVICE_PRIOR)
             parts.append(-np.log(np.minimum(p_code, p_service)))
-        for column, values in zip(self.numeric, self.sorted_values):
+        for column, values in zip(self.numeric if numeric else (), self.sorted_values):
             parts.append(-np.log(self._tail(_values(features, column), values, query_shard, radius, own, n) + NUMERIC_FLOOR))
         return np.column_stack(parts) if parts else np.zeros((features.height, 0))
 
