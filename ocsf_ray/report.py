@@ -142,7 +142,7 @@ def _distribution_section(out_dir: str, inputs: ReportInputs) -> str:
         ax.axvline(threshold, color="red", linestyle="--")
         ax.text(threshold, 1.0, f" lowest flagged (p{inputs.threshold_percentile:g} of its family) = {threshold:.2f}",
                 color="red", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
-    ax.set_xlabel("anomaly_score (-log10 tail probability)")
+    ax.set_xlabel("anomaly_score (-log10 of the terms' Fisher-combined p-value)")
     ax.set_ylabel("events (log scale)")
     ax.set_title(f"Score distribution of {frame.height:,} events")
     fig.tight_layout()
