@@ -128,19 +128,20 @@ class FamilyScorer:
 def raw_terms(index: FamilyIndex, features: pl.DataFrame, embeddings: np.ndarray,
               distances: np.ndarray | None = None, encoder: bool = True) -> dict[str, np.ndarray]:
     """The uncalibrated score terms of feature rows, each [rows]: mean distance to the k
-    nearest admissible reference embeddings (`embedding`, only with an `encoder`: without
-    one the embeddings are the feature vectors) and feature vectors (`features`), and the
-    field-rarity term in nats (`rarity`, `ocsf_ray.index.rarity.FieldRarity.term`).
-    `distances`: the embedding neighbours' distances when already searched."""
+    nearest admissible reference embeddings (`embedding`) and feature vectors (`features`),
+    and the field-rarity term in nats (`rarity`, `ocsf_ray.index.rarity.FieldRarity.term`).
+    `distances`: the embedding neighbours' distances when already searched. Without an
+    `encoder` the embeddings are the feature vectors, so their search is the feature
+    term and there is no embedding term."""
     uids, times = features.get_column("metadata_uid"), features.get_column("time").to_numpy()
-    terms = {}
-    if encoder:
-        if distances is None:
-            distances = index.search(embeddings, uids, times)[0]
-        terms["embedding"] = mean_distance(distances)
+    if distances is None:
+        distances = index.search(embeddings, uids, times)[0]
+    rarity = index.rarity.term(index.field_rarity(features))
+    if not encoder:
+        return {"features": mean_distance(distances), "rarity": rarity}
     vectors = feature_vectors(features, index.spec)
-    return terms | {"features": mean_distance(index.search(vectors, uids, times, on_features=True)[0]),
-                    "rarity": index.rarity.term(index.field_rarity(features))}
+    return {"embedding": mean_distance(distances),
+            "features": mean_distance(index.search(vectors, uids, times, on_features=True)[0]), "rarity": rarity}
 
 
 def fit_calibration(raw: dict[str, np.ndarray]) -> ScoreCalibration:
