@@ -178,8 +178,7 @@ def test_the_scorer_is_an_estimator_with_pyods_conventions(demo_run):
     features = pl.read_parquet(out / "features" / "6003_log" / "*.parquet").sample(3000, seed=0)
     detector = FamilyScorer(load_family(str(out / "bundle"), "6003_log"), contamination=0.02).fit(features)
     assert detector.decision_scores_.shape == (3000,)
-    assert detector.threshold_ == pytest.approx(np.quantile(detector.decision_scores_, 0.98))
-    assert 0.01 <= detector.labels_.mean() <= 0.02
+    assert 0.015 <= detector.labels_.mean() <= 0.02
     np.testing.assert_allclose(detector.decision_function(features), detector.decision_scores_, atol=1e-5)
     shuffled = features.sample(fraction=1.0, shuffle=True, seed=1)
     by_uid = dict(zip(features.get_column("metadata_uid"), detector.decision_scores_))
