@@ -208,3 +208,89 @@ def test_rca_evaluation_skips_incidents_that_name_no_root_service():
     result = evaluate_rca({}, [], incidents)
     assert result["skipped_incidents"] == 1 and result["method"]["incidents"] == 1
     assert result["method"]["ac@1"] == 0.0  # the scorable incident had no window: a miss
+
+
+def _signal_frame(anomalies: dict[tuple[str, str], list[tuple[int, float]]], minutes: int = 240,
+                  services: tuple[str, ...] = ("a", "b", "c", "d", "e", "f")) -> pl.DataFrame:
+    """z per minute for one signal per service (0.5 everywhere), raised in the given
+    (service, signal) → [(minute, z), ...] buckets."""
+    rows = {(s, "metric.value", m): 0.5 for s in services for m in range(minutes)}
+    for (service, signal), points in anomalies.items():
+        for minute, z in points:
+            rows[(service, signal, minute)] = z
+    return pl.DataFrame([{"service": s, "signal": g, "source": "metric", "bucket": m * 60_000, "value": z, "z": z}
+                         for (s, g, m), z in rows.items()])
+
+
+def test_incidents_minutes_apart_get_their_own_windows():
+    """Two incidents 8 minutes apart on different services (a, b, c for 10 minutes, then
+    d, e, f): within the 10-minute merge gap, but the set of anomalous services changes at
+    a change point, so each gets its own window, and the second opens no earlier than the
+    first ends (no 15-minute lead into the previous incident)."""
+    from ocsf_ray.rca.windows import incident_windows
+
+    first = {(s, "metric.value"): [(m, 9.0) for m in range(150, 160)] for s in "abc"}
+    second = {(s, "metric.value"): [(m, 9.0) for m in range(168, 178)] for s in "def"}
+    windows = incident_windows(_signal_frame(first | second), RcaOptions())
+    assert len(windows) == 2
+    (w1, w2) = windows
+    assert w1.start <= 150 * 60_000 < w1.end <= w2.start <= 168 * 60_000 < w2.end
+    assert "change point" in w2.reason
+
+
+def test_one_strong_sustained_signal_opens_a_window_and_a_blip_does_not():
+    """A metrics-only archive has one signal per service: a service whose one signal is
+    far beyond the threshold for 5 minutes opens a window alone; a one-minute blip of the
+    same height, or a sustained signal just over the threshold, does not."""
+    from ocsf_ray.rca.windows import incident_windows
+
+    options = RcaOptions()
+    strong = {("a", "metric.value"): [(m, 3 * options.threshold) for m in range(100, 105)]}
+    blip = {("b", "metric.value"): [(200, 3 * options.threshold)]}
+    weak = {("c", "metric.value"): [(m, options.threshold + 0.5) for m in range(150, 160)]}
+    windows = incident_windows(_signal_frame(strong | blip | weak), options)
+    assert len(windows) == 1 and windows[0].start <= 100 * 60_000 < windows[0].end <= 150 * 60_000
+
+
+def test_deviations_are_not_capped_and_need_history():
+    """Two error bursts far beyond any threshold stay ordered by size (no cap making them a
+    tie), and nothing is judged before the baseline holds a quarter of its span."""
+    from ocsf_ray.rca.deviation import MIN_HISTORY, share_deviation
+
+    counts = np.full(400, 100.0)
+    _, small = share_deviation(np.r_[np.zeros(300), np.full(100, 60.0)], counts, 5, 120)
+    _, large = share_deviation(np.r_[np.zeros(300), np.full(100, 90.0)], counts, 5, 120)
+    assert np.isfinite(large[310]) and large[310] > small[310] > 12  # 12: the cap they had
+    assert np.isnan(small[: int(MIN_HISTORY * 120) + 4]).all()
+
+
+def test_ties_are_reported_and_scored_as_ties():
+    """Equal scores share a rank; a root tied with another service for first place counts
+    AC@1 = 0.5 (the expected hit of a random order), whatever the names."""
+    from ocsf_ray.rca.accuracy import hits, service_order, with_ranks
+
+    for first, second in (("svc-14", "svc-3"), ("svc-3", "svc-14")):
+        ranked = with_ranks([{"service": first, "score": 2.0}, {"service": second, "score": 2.0},
+                             {"service": "x", "score": 1.0}])
+        assert [c["rank"] for c in ranked] == [1, 1, 3]
+        assert list(hits(service_order(ranked), "svc-3")) == [0.5, 1, 1, 1, 1]
+        assert list(hits(service_order(ranked), "x")) == [0, 0, 1, 1, 1]
+
+
+def test_a_signal_every_service_shows_is_down_weighted_as_common_cause():
+    """A shared counter anomalous for all five services says little about which started
+    it: the service whose own latency broke first ranks above all of them, though each
+    counter deviates more."""
+    import networkx as nx
+
+    from ocsf_ray.rca.causal import build_causal_graph, rank_causes
+    from ocsf_ray.rca.windows import Window
+
+    shared = {(s, "metric.requests_total"): [(m, 30.0) for m in range(100, 110)] for s in "abcde"}
+    own = {("c", "metric.latency"): [(m, 20.0) for m in range(100, 110)]}
+    signals = _signal_frame(shared | own, services=("a", "b", "c", "d", "e"))
+    window = Window("w", 90 * 60_000, 115 * 60_000)
+    changes = pl.DataFrame(schema={"metadata_uid": pl.String, "time": pl.Int64, "service": pl.String,
+                                   "change": pl.String, "message": pl.String})
+    ranked = rank_causes(build_causal_graph(signals, window, changes, nx.DiGraph(), RcaOptions()), RcaOptions())
+    assert ranked[0]["service"] == "c"

@@ -5,6 +5,9 @@ covers counts as a miss for every method. A ranking names services through its
 candidates: the service's rank is where it first appears (a service with three
 anomalous signals is one guess, not three). AC@k is the share of incidents whose true
 root service is among the first k; Avg@5 is the mean of AC@1..AC@5 (RCAEval's metrics).
+Candidates with equal scores share a `rank` (competition ranking) and are a tie: a root
+tied with g services from position r counts as the expected hit of a random order of
+them, min(1, max(0, (k - r + 1) / g)) at k, never as won or lost by name.
 """
 
 from __future__ import annotations
@@ -15,17 +18,39 @@ METHODS = ("method", "baro", "earliest_onset", "random")
 INCIDENT_FIELDS = ("id", "type", "start", "end", "root_service")  # what RCA ground truth must say
 
 
-def service_order(candidates: list[dict]) -> list[str]:
-    seen: dict[str, None] = {}
-    for c in candidates:
-        seen.setdefault(c["service"], None)
-    return list(seen)
+def with_ranks(candidates: list[dict], key: str = "score", descending: bool = True) -> list[dict]:
+    """The candidates (sorted best first) each with its competition `rank`: 1 + the
+    number of candidates strictly better, so equal `key` values share a rank."""
+    ranked, rank = [], 1
+    for i, c in enumerate(candidates):
+        if i and c[key] != candidates[i - 1][key]:
+            rank = i + 1
+        ranked.append(c | {"rank": rank})
+    return ranked
 
 
-def hits(order: list[str], root: str, k_max: int = 5) -> np.ndarray:
-    """[AC@1 .. AC@k_max] of one ranking as 0/1."""
-    rank = order.index(root) if root in order else k_max
-    return (np.arange(k_max) >= rank).astype(float)
+def service_order(candidates: list[dict]) -> list[tuple[str, int]]:
+    """(service, tie group) in order of first appearance; services whose first candidates
+    share a rank share a group."""
+    seen: dict[str, int] = {}
+    for i, c in enumerate(candidates):
+        seen.setdefault(c["service"], c.get("rank", i + 1))
+    return list(seen.items())
+
+
+def hits(order: list[str] | list[tuple[str, int]], root: str, k_max: int = 5) -> np.ndarray:
+    """[AC@1 .. AC@k_max] of one ranking (services, or `service_order`'s pairs; a service
+    counts where it first appears): 0/1, or a tie's expected hit (module docstring)."""
+    groups: dict[str, int] = {}
+    for i, o in enumerate(order):
+        service, group = o if isinstance(o, tuple) else (o, i)
+        groups.setdefault(service, group)
+    if root not in groups:
+        return np.zeros(k_max)
+    before = sum(1 for g in groups.values() if g < groups[root])
+    tied = sum(1 for g in groups.values() if g == groups[root])
+    k = np.arange(1, k_max + 1)
+    return np.clip((k - before) / tied, 0.0, 1.0)
 
 
 def match_windows(windows: list, incidents: list[dict]) -> dict[str, str | None]:

@@ -135,7 +135,7 @@ def analyse_window(signals: pl.DataFrame, window: Window, inputs: RcaInputs, opt
         "random": baselines.random_orders(table, seed=window.start % 2**32),
     }
     report = {
-        "id": window.id, "start": window.start, "end": window.end,
+        "id": window.id, "start": window.start, "end": window.end, "reason": window.reason,
         "candidates": candidates,
         "evidence": {
             "onsets": {n: a["onset"] for n, a in nodes.items()},

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ocsf_ray.rca.accuracy import with_ranks
 from ocsf_ray.rca.options import RcaOptions
 from ocsf_ray.rca.windows import Window
 
@@ -34,12 +35,13 @@ def baro(signals: pl.DataFrame, window: Window, options: RcaOptions) -> list[dic
               .group_by("service", "signal").agg(pl.col("score").max())
               .drop_nans("score").drop_nulls("score")
               .sort("score", "service", "signal", descending=[True, False, False]))
-    return [{"service": s, "signal": g, "score": round(float(v), 6)} for s, g, v in scored.iter_rows()]
+    return with_ranks([{"service": s, "signal": g, "score": round(float(v), 9)} for s, g, v in scored.iter_rows()])
 
 
 def earliest_onset(nodes: pl.DataFrame) -> list[dict]:
     ordered = nodes.sort("onset", "magnitude", "service", "signal", descending=[False, True, False, False])
-    return [{"service": r["service"], "signal": r["signal"], "score": float(r["onset"])} for r in ordered.iter_rows(named=True)]
+    return with_ranks([{"service": r["service"], "signal": r["signal"], "score": float(r["onset"])}
+                       for r in ordered.iter_rows(named=True)])
 
 
 def random_orders(nodes: pl.DataFrame, seed: int) -> list[list[str]]:

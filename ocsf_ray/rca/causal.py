@@ -17,10 +17,11 @@ and v starts at most `max_lag_minutes` after u. Edges carry why they exist and t
 strength of association of the two anomaly series in the window (|Pearson r|).
 
 Ranking is personalised PageRank on the reversed graph: a walker starts at a symptom
-and steps from effects to what can explain them, so probability gathers where
-explanations end: the root cause. Walks start at a symptom in proportion to the square
+and steps from effects to what can explain them, and a node nothing explains keeps the
+walker (a self-loop), so probability gathers where explanations end: the root cause. Walks start at a symptom in proportion to the square
 of its excess over the threshold (signals barely over it are where noise lives) and to
-its earliness (e-fold per `max_lag_minutes` after the window's first onset).
+its earliness (e-fold per `max_lag_minutes` after the window's first onset), divided by
+the number of services a common-cause signal moves for (`common_causes`).
 """
 
 from __future__ import annotations
@@ -31,22 +32,32 @@ import networkx as nx
 import numpy as np
 import polars as pl
 
+from ocsf_ray.rca.accuracy import with_ranks
 from ocsf_ray.rca.options import RcaOptions
 from ocsf_ray.rca.windows import Window
 
 CHANGE_SIGNAL = "config.{}"
 LOAD_SUFFIX = ".volume"  # load travels the other way: a caller's retries or cache misses raise its callee's volume
 MIN_ASSOCIATION = 0.05
+COMMON_SERVICES, COMMON_SHARE = 3, 0.5  # see `common_causes`
 
 
 def window_nodes(signals: pl.DataFrame, window: Window, options: RcaOptions) -> pl.DataFrame:
-    """Anomalous (service, signal) pairs in the window with onset and magnitude."""
+    """Anomalous (service, signal) pairs in the window with onset and magnitude. The
+    onset is the start of the sustained anomaly around the pair's peak (its anomalous
+    buckets with gaps of at most `smooth` buckets), not an earlier blip in the window."""
     inside = signals.filter(pl.col("bucket").is_between(window.start, window.end, closed="left"))
-    return (inside.filter(pl.col("z") >= options.threshold)
-            .group_by("service", "signal", "source")
-            .agg(pl.col("bucket").min().alias("onset"), pl.col("z").max().alias("magnitude"),
-                 pl.len().alias("anomalous_buckets"))
+    pair = ["service", "signal", "source"]
+    hot = inside.filter(pl.col("z") >= options.threshold).sort(*pair, "bucket")
+    gap = pl.col("bucket").diff().over(pair).fill_null(0) > options.smooth * options.bucket_ms
+    hot = hot.with_columns(gap.cast(pl.Int32).cum_sum().over(pair).alias("run"))
+    peak = hot.sort("z", descending=True).unique(pair, keep="first").select(*pair, "run")
+    onsets = hot.join(peak, on=[*pair, "run"]).group_by(pair).agg(pl.col("bucket").min().alias("onset"))
+    return (hot.group_by(pair)
+            .agg(pl.col("z").max().alias("magnitude"), pl.len().alias("anomalous_buckets"))
+            .join(onsets, on=pair)
             .filter(pl.col("anomalous_buckets") >= options.min_buckets)
+            .select(*pair, "onset", "magnitude", "anomalous_buckets")
             .sort("onset", "magnitude", "service", "signal", descending=[False, True, False, False]))
 
 
@@ -111,21 +122,38 @@ def build_causal_graph(signals: pl.DataFrame, window: Window, changes: pl.DataFr
 
 
 def rank_causes(graph: nx.DiGraph, options: RcaOptions) -> list[dict]:
-    """Candidates best first: (service, signal, score[, event_uid]) per node."""
+    """Candidates best first: (service, signal, score, rank[, event_uid]) per node. Equal
+    scores share a rank (`with_ranks`): listed by onset, then name, they stay a tie."""
     symptoms = {n: a for n, a in graph.nodes(data=True) if a["kind"] == "signal"}
     if not symptoms:
         return []
     first = min(a["onset"] for a in symptoms.values())
     scale = options.max_lag_minutes * 60_000
+    shared = common_causes(symptoms.values())
     personal = {n: (a["magnitude"] - options.threshold + 1) ** 2 * math.exp(-(a["onset"] - first) / scale)
-                for n, a in symptoms.items()}
-    scores = nx.pagerank(graph.reverse(copy=True), alpha=options.damping, personalization=personal, weight="weight")
-    ranked = sorted(graph.nodes, key=lambda n: (-scores[n], graph.nodes[n]["onset"], n))
-    return [candidate(graph.nodes[n], scores[n]) for n in ranked]
+                / shared.get(a["signal"], 1) for n, a in symptoms.items()}
+    walk = graph.reverse(copy=True)
+    walk.add_edges_from(((n, n, {"weight": 1.0}) for n in graph.nodes if graph.in_degree(n) == 0))
+    scores = nx.pagerank(walk, alpha=options.damping, personalization=personal, weight="weight")
+    ranked = sorted(graph.nodes, key=lambda n: (-round(scores[n], 9), graph.nodes[n]["onset"], n))
+    return with_ranks([candidate(graph.nodes[n], scores[n]) for n in ranked])
+
+
+def common_causes(symptoms) -> dict[str, int]:
+    """Signals anomalous for at least COMMON_SERVICES services and COMMON_SHARE of the
+    window's anomalous services, with their number of services: a signal that moves for
+    nearly every service at once (shared load, a global counter) says little about
+    which one started it, so its walks start there 1/count as often."""
+    services: dict[str, set] = {}
+    for a in symptoms:
+        services.setdefault(a["signal"], set()).add(a["service"])
+    everyone = set().union(*services.values()) if services else set()
+    return {signal: len(s) for signal, s in services.items()
+            if len(s) >= COMMON_SERVICES and len(s) >= COMMON_SHARE * len(everyone)}
 
 
 def candidate(node: dict, score: float) -> dict:
-    found = {"service": node["service"], "signal": node["signal"], "score": round(float(score), 6)}
+    found = {"service": node["service"], "signal": node["signal"], "score": round(float(score), 9)}
     if node.get("event_uid"):
         found["event_uid"] = node["event_uid"]
     return found

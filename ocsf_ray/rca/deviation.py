@@ -4,19 +4,25 @@ Every signal gets one number per bucket, `z`, comparable across signals so that 
 threshold and one ranking serve them all. Shares of events (errors, anomalies) are
 tested against the share in the trailing baseline with a binomial tail, because a
 service logging five events a minute has shares of 0 or 0.2 and no useful spread;
-levels (latency, volume, metric values) are compared with the trailing median and
-inter-quartile range, which a minority of incident buckets inside the baseline does
-not move. The baseline always ends where the compared window starts.
+levels (latency, volume, metric values) are compared with the trailing median and a
+tail-aware robust spread (`robust_scale`), which a minority of incident buckets inside
+the baseline does not move. The baseline always ends where the compared window starts,
+and a value gets no `z` before its baseline has `MIN_HISTORY` of its span.
+
+`z` is never capped: two services far beyond any threshold stay ordered by how far, so a
+ranking has no ties made by a cap (a binomial tail below 1e-300 is still converted
+from its logarithm).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special, stats
 
-IQR_TO_SIGMA = 1.349
-MAX_Z = 12.0
+IQR_TO_SIGMA = 1.349  # a normal distribution's interquartile range, in standard deviations
+TAIL_TO_SIGMA = 3.29  # ... and its 5th-95th percentile spread
+MIN_HISTORY = 0.25  # share of the baseline span a value's baseline must cover
 
 
 def window_sums(values: np.ndarray, width: int) -> np.ndarray:
@@ -35,32 +41,44 @@ def share_deviation(hits: np.ndarray, counts: np.ndarray, smooth: int, baseline:
     p0 = (base_k + 0.5) / (base_n + 1.0)  # never exactly 0: one error after a clean hour is not infinite
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(n > 0, k / np.maximum(n, 1), np.nan)
-        tail = stats.binom.sf(k - 1, n, p0)
-        z = np.clip(stats.norm.isf(np.clip(tail, 1e-300, 1.0)), 0.0, MAX_Z)
-    enough = (n > 0) & (base_n >= 10 * smooth)
+        log_tail = stats.binom.logsf(k - 1, n, p0)
+        # past float range the tail is its first term's order: log P(K = k) (exact in log space)
+        log_tail = np.minimum(np.where(np.isneginf(log_tail), stats.binom.logpmf(k, n, p0), log_tail), 0.0)
+        z = np.maximum(-special.ndtri_exp(log_tail), 0.0)
+    filled = np.arange(1, len(hits) + 1) - smooth >= MIN_HISTORY * baseline
+    enough = (n > 0) & (base_n >= 10 * smooth) & filled
     return share, np.where(enough, z, np.nan)
+
+
+QUANTILES = ((0.05, "q05"), (0.25, "q1"), (0.5, "median"), (0.75, "q3"), (0.95, "q95"))
 
 
 def _trailing_quantiles(column: pl.Expr, width: int, lag: int, min_samples: int) -> list[pl.Expr]:
     past = column.shift(lag)
-    return [past.rolling_quantile(q, window_size=width, min_samples=min_samples).alias(name)
-            for q, name in ((0.25, "q1"), (0.5, "median"), (0.75, "q3"))]
+    return [past.rolling_quantile(q, window_size=width, min_samples=min_samples).alias(name) for q, name in QUANTILES]
 
 
 def level_deviation(level: np.ndarray, smooth: int, baseline: int, noise: np.ndarray) -> np.ndarray:
-    """z per bucket of an already-smoothed level against its trailing median/IQR.
+    """z per bucket of an already-smoothed level against its trailing median and
+    `robust_scale`; NaN until the baseline holds MIN_HISTORY of its span.
 
     `noise` is a floor on the scale per bucket (sampling noise the IQR of a quiet
     baseline underestimates), so a flat baseline does not make every wiggle infinite.
     """
     frame = pl.DataFrame({"x": level}).with_columns(
-        *_trailing_quantiles(pl.col("x"), baseline, smooth, max(baseline // 4, 2)))
-    median, q1, q3 = (frame.get_column(c).to_numpy().astype(float) for c in ("median", "q1", "q3"))
-    scale = np.maximum((q3 - q1) / IQR_TO_SIGMA, noise)
+        *_trailing_quantiles(pl.col("x"), baseline, smooth, max(int(MIN_HISTORY * baseline), 2)))
+    quantiles = {name: frame.get_column(name).to_numpy().astype(float) for _, name in QUANTILES}
+    scale = np.maximum(robust_scale(quantiles, 0.0), noise)
     with np.errstate(invalid="ignore"):
-        return np.clip((level - median) / scale, -MAX_Z, MAX_Z)
+        return (level - quantiles["median"]) / scale
 
 
-def robust_scale(median: np.ndarray, q1: np.ndarray, q3: np.ndarray, relative_floor: float = 0.01) -> np.ndarray:
-    """Sigma estimate from quartiles, floored at a share of the median (flat series)."""
-    return np.maximum((q3 - q1) / IQR_TO_SIGMA, np.maximum(relative_floor * np.abs(median), 1e-9))
+def robust_scale(quantiles: dict[str, np.ndarray], relative_floor: float = 0.01) -> np.ndarray:
+    """A standard deviation estimate that heavy tails do not fool: the larger of the
+    interquartile range's and the 5th-95th percentile spread's (each divided by what it
+    is for a normal distribution), floored at a share of the median (flat series). For a
+    normal baseline both agree; for a heavy-tailed one the tail spread is wider, so its
+    everyday spikes are not anomalies. `quantiles`: q05, q1, median, q3, q95 arrays."""
+    spread = np.maximum((quantiles["q3"] - quantiles["q1"]) / IQR_TO_SIGMA,
+                        (quantiles["q95"] - quantiles["q05"]) / TAIL_TO_SIGMA)
+    return np.maximum(spread, np.maximum(relative_floor * np.abs(quantiles["median"]), 1e-9))

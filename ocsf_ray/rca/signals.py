@@ -9,7 +9,7 @@ one row per service, family and bucket, whatever the archive's size. Signals, ea
   log-latency (`duration`, or the HTTP latency), and volume;
 - anomaly scores of `ocsf-ray score`, when given: the share of flagged events;
 - metrics: each series (service, host, metric name and `label_*` columns) against its
-  trailing median/IQR, cumulative counters first turned into per-second rates with
+  trailing median and robust spread, from `MIN_HISTORY` of the baseline on; cumulative counters first turned into per-second rates with
   resets (a drop) counted as a restart from zero, so a restart is not an anomaly.
 
 Config changes are not signals: they are kept as candidate cause events.
@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ocsf_ray.features.transform import is_error
 from ocsf_ray.io.ingest import CanonicalArchive
-from ocsf_ray.rca.deviation import level_deviation, robust_scale, share_deviation, window_sums
+from ocsf_ray.rca.deviation import MIN_HISTORY, QUANTILES, level_deviation, robust_scale, share_deviation, window_sums
 from ocsf_ray.rca.options import RcaOptions
 
 SIGNAL_SCHEMA = {"service": pl.String, "signal": pl.String, "source": pl.String, "bucket": pl.Int64,
@@ -191,23 +191,22 @@ def _metric_rows(options: RcaOptions):
 
 
 def _series_deviation(options: RcaOptions):
-    window = f"{options.baseline_minutes * 60_000}i"
+    span_ms = options.baseline_minutes * 60_000
     min_samples = 8
 
     def deviate(batch: pa.Table) -> pa.Table:
         frame = pl.from_arrow(batch).sort("time").unique("time", keep="last", maintain_order=True)
         if frame.get_column("counter").any():
             frame = frame.with_columns(per_second_rate(pl.col("value"), pl.col("time")).alias("value")).drop_nulls("value")
-        quartiles = [pl.col("value").rolling_quantile_by("time", window_size=window, quantile=q, closed="left",
-                                                         min_samples=min_samples).alias(n)
-                     for q, n in ((0.25, "q1"), (0.5, "median"), (0.75, "q3"))]
-        frame = frame.with_columns(*quartiles, _bucket(options)).drop_nulls("median")
+        quantiles = [pl.col("value").rolling_quantile_by("time", window_size=f"{span_ms}i", quantile=q, closed="left",
+                                                         min_samples=min_samples).alias(n) for q, n in QUANTILES]
+        history = pl.col("time") - pl.col("time").min() >= MIN_HISTORY * span_ms
+        frame = frame.with_columns(*quantiles, _bucket(options)).filter(history).drop_nulls("median")
         if frame.is_empty():
             return pa.table({"service": pa.array([], pa.large_string())})
-        scale = robust_scale(*(frame.get_column(c).to_numpy() for c in ("median", "q1", "q3")), METRIC_MIN_CHANGE)
+        scale = robust_scale({n: frame.get_column(n).to_numpy() for _, n in QUANTILES}, METRIC_MIN_CHANGE)
         z = np.abs(frame.get_column("value").to_numpy() - frame.get_column("median").to_numpy()) / scale
-        frame = frame.with_columns(pl.Series("z", np.minimum(z, 12.0)))
-        top = frame.sort("z", descending=True).unique("bucket", keep="first")
+        top = frame.with_columns(pl.Series("z", z)).sort("z", descending=True).unique("bucket", keep="first")
         return top.select("service", pl.format("metric.{}", "metric_name").alias("signal"),
                           pl.lit("metric").alias("source"), "bucket", "value", "z").to_arrow()
     return deviate
