@@ -37,7 +37,7 @@ def rca_run(ray_session, tmp_path_factory):
 def test_true_roots_are_ranked_first(rca_run):
     _, out, output = rca_run
     evaluation = json.loads((out / "rca" / "evaluation.json").read_text())
-    assert set(evaluation["baselines"]) == {"baro", "earliest_onset", "random"}
+    assert set(evaluation["baselines"]) == {"robust_deviation", "earliest_onset", "random"}
     method, random = evaluation["method"], evaluation["baselines"]["random"]
     assert method["incidents"] == 7
     assert method["ac@1"] >= AC1_FLOOR and method["ac@3"] >= AC3_FLOOR

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-METHODS = ("method", "baro", "earliest_onset", "random")
+METHODS = ("method", "robust_deviation", "earliest_onset", "random")
 INCIDENT_FIELDS = ("id", "type", "start", "end", "root_service")  # what RCA ground truth must say
 
 
@@ -70,7 +70,7 @@ def _summary(rows: np.ndarray) -> dict:
 
 
 def evaluate_rca(results: dict[str, dict], windows: list, incidents: list[dict]) -> dict:
-    """results: window id → {"method": [...], "baro": [...], "earliest_onset": [...],
+    """results: window id → {"method": [...], "robust_deviation": [...], "earliest_onset": [...],
     "random": [[service, ...], ...]}. Output as in `<out>/rca/evaluation.json`.
 
     Incidents without all of INCIDENT_FIELDS (ground truth made for detection, which names

@@ -130,7 +130,7 @@ def analyse_window(signals: pl.DataFrame, window: Window, inputs: RcaInputs, opt
     table = window_nodes(signals, window, options)
     rankings = {
         "method": candidates,
-        "baro": baselines.baro(signals, window, options),
+        "robust_deviation": baselines.robust_deviation(signals, window, options),
         "earliest_onset": baselines.earliest_onset(table),
         "random": baselines.random_orders(table, seed=window.start % 2**32),
     }
@@ -144,7 +144,7 @@ def analyse_window(signals: pl.DataFrame, window: Window, inputs: RcaInputs, opt
             "edges": [{"from": u, "to": v, "reason": d["reason"], "weight": round(d["weight"], 4), "lag_ms": int(d["lag_ms"])}
                       for u, v, d in graph.edges(data=True)],
             "top_events": _top_events(inputs.score_files, [c["service"] for c in candidates[:3]], window),
-            "baselines": {name: rankings[name][:5] for name in ("baro", "earliest_onset")},
+            "baselines": {name: rankings[name][:5] for name in ("robust_deviation", "earliest_onset")},
             "notes": inputs.notes,
         },
     }

@@ -1,6 +1,7 @@
 """What the causal graph must beat, computed on the same window and signals.
 
-- `baro`: BARO-style ranking (Pham et al., FSE 2024) by robust deviation with no
+- `robust_deviation`: ranking by robust deviation in the spirit of BARO (Pham et al., FSE
+  2024) but without its change-point detection (the bench runs the published BARO), with no
   graph: each (service, signal) series' largest |value - median| / IQR inside the
   window, median and IQR taken over the baseline period before the window.
 - `earliest_onset`: the anomalous signal that started first.
@@ -22,7 +23,7 @@ from ocsf_ray.rca.windows import Window
 RANDOM_ORDERS = 200
 
 
-def baro(signals: pl.DataFrame, window: Window, options: RcaOptions) -> list[dict]:
+def robust_deviation(signals: pl.DataFrame, window: Window, options: RcaOptions) -> list[dict]:
     before = window.start - options.baseline_minutes * 60_000
     past = (signals.filter(pl.col("bucket").is_between(before, window.start, closed="left"))
             .group_by("service", "signal").agg(
