@@ -156,7 +156,8 @@ def test_terms_fuse_by_fishers_method_without_underflow():
 def test_the_rarity_term_counts_equivalent_fields_once_and_only_beyond_the_rare_level():
     """A user's uid and name map one to one: stating the unseen user twice is not twice as
     rare, so adding the name column leaves the term unchanged; values more common than the
-    1 % level add nothing; the calibration reads the term as log10 units, not fitted."""
+    1 % level add nothing; the calibration reads the term as log10 units, not fitted. (The
+    numeric duration's natural extremes add their own part: tested below.)"""
     rng = np.random.default_rng(9)
     frame = templated_family(rng, 10_000)
     new = frame.get_column("metadata_uid").is_in([f"e{i}" for i in range(0, 10_000, 500)]).to_numpy()
@@ -169,7 +170,8 @@ def test_the_rarity_term_counts_equivalent_fields_once_and_only_beyond_the_rare_
     for spec, rows in ((TEMPLATED, frame), (doubled, frame.with_columns(pl.col("cat__message").alias("cat__name")))):
         built, order = FamilyIndex.fit("f", rows, feature_vectors(rows, spec), spec, IndexOptions())
         assert list(built.rarity.groups) == [0] * len(spec.categorical)
-        terms.append(built.rarity.term(built.field_rarity(built.reference)))
+        parts = built.rarity.contributions(built.field_rarity(built.reference))
+        terms.append(parts[:, :len(spec.categorical)].sum(axis=1))  # the categoricals' part of the term
     assert np.array_equal(terms[0], terms[1])
     in_order = new[order]
     assert terms[0][in_order].min() > 1 and (terms[0][~in_order] == 0).all()
@@ -263,11 +265,35 @@ def test_in_a_field_of_many_rare_values_only_the_rarest_count():
     built, _ = FamilyIndex.fit("f", frame, feature_vectors(frame, spec), spec, IndexOptions())
     levels = dict(zip(built.rarity.categorical, built.rarity.levels))
     assert levels["cat__message"] == pytest.approx(np.log(100)) and levels["cat__ip"] > np.log(100) + 2
-    term = built.rarity.term(built.field_rarity(built.reference))
+    term = built.rarity.contributions(built.field_rarity(built.reference))[:, :2].sum(axis=1)  # the categoricals' part
     assert (term > 0).mean() <= 0.051
     new = built.reference.head(5).with_columns(pl.Series("metadata_uid", [f"n{i}" for i in range(5)]),
                                                pl.lit(21 + FIRST_CODE, pl.Int32).alias("cat__message"))
     assert (built.rarity.term(built.field_rarity(new)) > 5).all()
+
+
+def test_a_numeric_is_judged_within_the_categorical_that_explains_it():
+    """Slow endpoint: durations depend on the template (t0 fast, t1 slow). A t0 event as slow
+    as a t1 event is unheard of for t0: the rarity term judges each duration among events of
+    its template (the categorical explaining most of its variance), so it flags the slow t0
+    events and not the t1 events with the same duration; a family-wide tail could not tell
+    them apart. Its natural extremes add little: a normal event's numeric part stays
+    below 3 nats in 99.5 % of rows."""
+    rng = np.random.default_rng(12)
+    n = 10_000
+    message = rng.integers(0, 2, n)
+    frame = templated_family(rng, n).with_columns(
+        pl.Series("cat__message", message + FIRST_CODE, dtype=pl.Int32),
+        pl.Series("num__duration", np.where(message == 1, 4.0, 0.0) + rng.normal(0, 0.3, n), dtype=pl.Float32))
+    built, _ = FamilyIndex.fit("f", frame, feature_vectors(frame, TEMPLATED), TEMPLATED, IndexOptions())
+    assert built.rarity.contexts == [0]
+    numeric = built.rarity.contributions(built.field_rarity(built.reference))[:, 1]
+    assert np.quantile(numeric, 0.995) < 3
+    probes = built.reference.head(40).with_columns(
+        pl.Series("metadata_uid", [f"n{i}" for i in range(40)]), pl.lit(4.0, pl.Float32).alias("num__duration"),
+        pl.Series("cat__message", np.repeat([FIRST_CODE, 1 + FIRST_CODE], 20), dtype=pl.Int32))
+    term = built.rarity.term(built.field_rarity(probes))
+    assert term[:20].min() > 5 and term[20:].max() == 0
 
 
 def test_a_template_new_for_one_service_but_common_for_another_is_flagged_for_it():

@@ -111,7 +111,7 @@ class NumericFeature:
     column: str
     log1p: bool  # non-negative and heavy-tailed: compress before scaling
     median: float
-    scale: float  # interquartile range of the (log1p'd) values, or a fallback spread
+    scale: float  # the larger of the interquartile range and the 1st-99th percentile spread / 4.65 (log1p'd)
     indicator: bool  # the column had missing values at fit time
 
 
