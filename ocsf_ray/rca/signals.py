@@ -8,8 +8,10 @@ one row per service, family and bucket, whatever the archive's size. Signals, ea
 - events of every non-metric family (logs, spans, logins): error share, mean
   log-latency (`duration`, or the HTTP latency), and volume;
 - anomaly scores of `ocsf-ray score`, when given: the share of flagged events;
-- metrics: each series (service, host, metric name and `label_*` columns) against its
-  trailing median and robust spread, from `MIN_HISTORY` of the baseline on; cumulative counters first turned into per-second rates with
+- metrics: each series' (service, host, metric name and `label_*` columns) mean per bucket
+  (PromQL's `avg_over_time`: a lone sample's spike is not an incident) against the trailing
+  median and robust spread of those means (in log space for a series spanning orders of
+  magnitude), from `MIN_HISTORY` of the baseline on; cumulative counters first turned into per-second rates with
   resets (a drop) counted as a restart from zero, so a restart is not an anomaly.
 
 Config changes are not signals: they are kept as candidate cause events.
@@ -39,6 +41,9 @@ SERIES_LABEL_PREFIX = "label_"
 # A metric moving less than this share of its median is not an incident however quiet
 # its baseline: smooth gauges (and diurnal ramps) would otherwise be anomalous all day.
 METRIC_MIN_CHANGE = 0.1
+# A series whose 95th percentile of |value| is this many times its median spans orders of
+# magnitude: it is judged on sign(x) log(1 + |x|), as features log heavy-tailed numerics.
+HEAVY_TAIL = 10.0
 EVENT_KEYS = ["service", "family", "source", "bucket"]
 
 
@@ -198,22 +203,28 @@ def _series_deviation(options: RcaOptions):
         frame = pl.from_arrow(batch).sort("time").unique("time", keep="last", maintain_order=True)
         if frame.get_column("counter").any():
             frame = frame.with_columns(per_second_rate(pl.col("value"), pl.col("time")).alias("value")).drop_nulls("value")
-        quantiles = [pl.col("value").rolling_quantile_by("time", window_size=f"{span_ms}i", quantile=q, closed="left",
-                                                         min_samples=min_samples).alias(n) for q, n in QUANTILES]
-        history = pl.col("time") - pl.col("time").min() >= MIN_HISTORY * span_ms
-        frame = frame.with_columns(*quantiles, _bucket(options)).filter(history).drop_nulls("median")
+        frame = (frame.group_by(_bucket(options), maintain_order=True)
+                 .agg(pl.col("service").first(), pl.col("metric_name").first(), pl.col("value").mean()))
+        size = frame.get_column("value").abs()
+        judged = pl.col("value")
+        if size.quantile(0.95) > HEAVY_TAIL * size.median():  # orders of magnitude apart: judge in log space
+            judged = judged.sign() * judged.abs().log1p()
+        quantiles = [judged.rolling_quantile_by("bucket", window_size=f"{span_ms}i", quantile=q, closed="left",
+                                                min_samples=min_samples).alias(n) for q, n in QUANTILES]
+        history = pl.col("bucket") - pl.col("bucket").min() >= MIN_HISTORY * span_ms
+        frame = frame.with_columns(*quantiles, judged.alias("judged")).filter(history).drop_nulls("median")
         if frame.is_empty():
             return pa.table({"service": pa.array([], pa.large_string())})
         scale = robust_scale({n: frame.get_column(n).to_numpy() for _, n in QUANTILES}, METRIC_MIN_CHANGE)
-        z = np.abs(frame.get_column("value").to_numpy() - frame.get_column("median").to_numpy()) / scale
-        top = frame.with_columns(pl.Series("z", z)).sort("z", descending=True).unique("bucket", keep="first")
-        return top.select("service", pl.format("metric.{}", "metric_name").alias("signal"),
-                          pl.lit("metric").alias("source"), "bucket", "value", "z").to_arrow()
+        z = np.abs(frame.get_column("judged").to_numpy() - frame.get_column("median").to_numpy()) / scale
+        return frame.with_columns(pl.Series("z", z)).select(
+            "service", pl.format("metric.{}", "metric_name").alias("signal"), pl.lit("metric").alias("source"),
+            "bucket", "value", "z").to_arrow()
     return deviate
 
 
 def metric_signals(archive: CanonicalArchive, families: list[str], options: RcaOptions) -> pl.DataFrame:
-    """The most deviating sample per (service, metric name, bucket), over all its series."""
+    """The most deviating series' bucket mean per (service, metric name, bucket)."""
     if not families:
         return pl.DataFrame(schema=SIGNAL_SCHEMA)
     datasets = [archive.dataset(f).map_batches(_metric_rows(options), batch_format="pyarrow") for f in families]
