@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import os
 import posixpath
 from dataclasses import dataclass
 
@@ -48,8 +49,9 @@ def detect_format(path: str) -> tuple[str, bool] | None:
     return None
 
 
-def filesystem_for(path: str) -> tuple[pafs.FileSystem, str, str]:
+def filesystem_for(path: str | os.PathLike) -> tuple[pafs.FileSystem, str, str]:
     """(filesystem, path inside it, prefix to rebuild a URI) for a local path or URI."""
+    path = os.fspath(path)
     if "://" in path:
         fs, inner = pafs.FileSystem.from_uri(path)
         return fs, inner, path[: path.index("://") + 3]
