@@ -74,6 +74,10 @@ def test_bad_deployment_names_its_config_change(rca_run):
     assert top["service"] == deployment["root_service"]
     assert top.get("event_uid") == deployment["root_event_uid"]
     assert top["signal"].startswith("config.")
+    first = window["services"][0]  # the same ranking as services, with what to act on
+    assert first["service"] == deployment["root_service"] and first["rank"] == 1
+    assert deployment["root_event_uid"] in first["change_event_uids"]
+    assert first["first_signal"] and first["explains"]
 
 
 def _metric_events(path, hours: int = 8, seed: int = 1) -> None:

@@ -118,6 +118,27 @@ def _paths(graph: nx.DiGraph, root: str) -> dict[str, list[str]]:
     return {target: path for target, path in nx.single_source_shortest_path(graph, root).items() if target != root}
 
 
+def service_candidates(graph: nx.DiGraph, candidates: list[dict]) -> list[dict]:
+    """The ranking as services, each with the evidence an operator acts on: its first
+    anomalous signal and when, the config changes on it in the window's graph (by
+    event_uid), and the other services' signals it can explain (reachable along the
+    graph's 'can explain' edges)."""
+    found = []
+    for c in candidates:
+        if any(f["service"] == c["service"] for f in found):
+            continue
+        own = [n for n, a in graph.nodes(data=True) if a["service"] == c["service"]]
+        signals = sorted((graph.nodes[n]["onset"], graph.nodes[n]["signal"]) for n in own
+                         if graph.nodes[n]["kind"] == "signal")
+        reached = set().union(*(nx.descendants(graph, n) for n in own)) - set(own)
+        found.append({"service": c["service"], "rank": c["rank"], "score": c["score"],
+                      "first_signal": signals[0][1] if signals else None,
+                      "first_onset": signals[0][0] if signals else None,
+                      "change_event_uids": [graph.nodes[n]["event_uid"] for n in own if graph.nodes[n]["kind"] == "change"],
+                      "explains": sorted(reached)})
+    return found
+
+
 def analyse_window(signals: pl.DataFrame, window: Window, inputs: RcaInputs, options: RcaOptions, out: str) -> dict:
     """Rank one window's causes, write its JSON, GraphML and PNG, return its rankings."""
     graph = build_causal_graph(signals, window, inputs.changes, inputs.dependencies, options)
@@ -137,6 +158,7 @@ def analyse_window(signals: pl.DataFrame, window: Window, inputs: RcaInputs, opt
     report = {
         "id": window.id, "start": window.start, "end": window.end, "reason": window.reason,
         "candidates": candidates,
+        "services": service_candidates(graph, candidates),
         "evidence": {
             "onsets": {n: a["onset"] for n, a in nodes.items()},
             "magnitudes": {n: round(float(a["magnitude"]), 3) for n, a in symptoms.nodes(data=True)},
