@@ -21,7 +21,7 @@ import polars as pl
 from scipy import special, stats
 
 IQR_TO_SIGMA = 1.349  # a normal distribution's interquartile range, in standard deviations
-TAIL_TO_SIGMA = 3.29  # ... and its 5th-95th percentile spread
+TAIL_TO_SIGMA = 2.563  # ... and its 10th-90th percentile spread
 MIN_HISTORY = 0.25  # share of the baseline span a value's baseline must cover
 
 
@@ -50,7 +50,7 @@ def share_deviation(hits: np.ndarray, counts: np.ndarray, smooth: int, baseline:
     return share, np.where(enough, z, np.nan)
 
 
-QUANTILES = ((0.05, "q05"), (0.25, "q1"), (0.5, "median"), (0.75, "q3"), (0.95, "q95"))
+QUANTILES = ((0.1, "q10"), (0.25, "q1"), (0.5, "median"), (0.75, "q3"), (0.9, "q90"))
 
 
 def _trailing_quantiles(column: pl.Expr, width: int, lag: int, min_samples: int) -> list[pl.Expr]:
@@ -75,10 +75,12 @@ def level_deviation(level: np.ndarray, smooth: int, baseline: int, noise: np.nda
 
 def robust_scale(quantiles: dict[str, np.ndarray], relative_floor: float = 0.01) -> np.ndarray:
     """A standard deviation estimate that heavy tails do not fool: the larger of the
-    interquartile range's and the 5th-95th percentile spread's (each divided by what it
+    interquartile range's and the 10th-90th percentile spread's (each divided by what it
     is for a normal distribution), floored at a share of the median (flat series). For a
     normal baseline both agree; for a heavy-tailed one the tail spread is wider, so its
-    everyday spikes are not anomalies. `quantiles`: q05, q1, median, q3, q95 arrays."""
+    everyday spikes are not anomalies. The 10th and 90th, not the 5th and 95th: an
+    incident that has lasted 6 of the baseline's 120 minutes would already be its own 95th
+    percentile and mute itself. `quantiles`: q10, q1, median, q3, q90 arrays."""
     spread = np.maximum((quantiles["q3"] - quantiles["q1"]) / IQR_TO_SIGMA,
-                        (quantiles["q95"] - quantiles["q05"]) / TAIL_TO_SIGMA)
+                        (quantiles["q90"] - quantiles["q10"]) / TAIL_TO_SIGMA)
     return np.maximum(spread, np.maximum(relative_floor * np.abs(quantiles["median"]), 1e-9))

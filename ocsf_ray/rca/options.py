@@ -19,8 +19,8 @@ class RcaOptions:
     max_lag_minutes: longest delay from a cause's onset to its effect's onset.
     change_lookback_minutes: config changes this long before a window are candidates.
     min_signals: a window needs anomalies on at least this many (service, signal) pairs
-        within one smoothing span, or one pair at `strong_factor` times the threshold in
-        `min_buckets` of its buckets.
+        within one smoothing span, or one pair anomalous in all `smooth` buckets of the
+        span and at `strong_factor` times the threshold.
     strong_factor: see min_signals.
     max_window_minutes: a window longer than this is cut (at its strongest change point).
     min_buckets: a signal is a node of a window's graph when anomalous in at least this
@@ -36,7 +36,7 @@ class RcaOptions:
     max_lag_minutes: int = 15
     change_lookback_minutes: int = 15
     min_signals: int = 3
-    strong_factor: float = 2.0
+    strong_factor: float = 1.5
     max_window_minutes: int = 60
     min_buckets: int = 2
     damping: float = 0.85

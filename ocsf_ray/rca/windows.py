@@ -1,8 +1,8 @@
 """Incident windows: periods where signals exceed their threshold, across services.
 
 A bucket is busy when, within the last `smooth` buckets, at least `min_signals`
-distinct (service, signal) pairs were anomalous, or one pair was strongly anomalous
-(z of `strong_factor` times the threshold) in at least `min_buckets` of them: noise is
+distinct (service, signal) pairs were anomalous, or one pair was anomalous in all of them
+and reached `strong_factor` times the threshold: noise is
 one series at a time, incidents move many, and an archive with one signal per service
 (metrics only) still opens a window on one service that clearly breaks.
 
@@ -49,11 +49,12 @@ def window_id(start: int) -> str:
 
 def busy_buckets(hot: pl.DataFrame, options: RcaOptions) -> np.ndarray:
     """Sorted buckets (epoch ms) where the anomalous pairs of the last `smooth` buckets
-    weigh at least `min_signals` (a sustained strong pair weighs `min_signals` alone)."""
+    weigh at least `min_signals` (a strong pair anomalous in all of them weighs
+    `min_signals` alone)."""
     spread = pl.concat([hot.with_columns(pl.col("bucket") + i * options.bucket_ms) for i in range(options.smooth)])
     strong = options.strong_factor * options.threshold
     pairs = spread.group_by("bucket", "service", "signal").agg(pl.len().alias("hot"), pl.col("z").max())
-    weight = pl.when((pl.col("hot") >= options.min_buckets) & (pl.col("z") >= strong)).then(options.min_signals).otherwise(1)
+    weight = pl.when((pl.col("hot") >= options.smooth) & (pl.col("z") >= strong)).then(options.min_signals).otherwise(1)
     return (pairs.group_by("bucket").agg(weight.sum().alias("weight"))
             .filter(pl.col("weight") >= options.min_signals).sort("bucket").get_column("bucket").to_numpy())
 
