@@ -35,7 +35,7 @@ window covers no other incident >= 5 min away from it.
 The last line printed is one JSON object with everything.
 
     bash bench/peers_env.sh                  # once: peers into .bench-peers/
-    python bench/rca.py                      # default: 8 cases per family, synth seeds 11 12 (~15 min, 2 cores)
+    python bench/rca.py                      # default: 8 cases per family, synth seeds 11 12 (13-18 min, 2 cores)
     python bench/rca.py --cases-per-family 2 --synth-seeds 11 --synth-events 50000   # smoke test
     python bench/rca.py --families pyrca+graph pyrca --cases-per-family 20
 """

@@ -1,4 +1,4 @@
-"""RCA incident cases from simulators this team did not write, for ocsf-ray and its peers.
+"""RCA incident cases for ocsf-ray and its peers: PyRCA's own simulator, and an RCAEval-layout simulator of ours.
 
 Each case is one incident with one true root service, in two forms:
 

@@ -533,7 +533,7 @@ def rca(
     inputs: list[str] = typer.Argument(..., help="OCSF files, directories or globs (logs, traces, metrics, config changes)"),
     out: str = typer.Option(..., "--out", "-o", help="Output directory (writes <out>/rca/)"),
     scores: str | None = typer.Option(None, help="Scores directory of `ocsf-ray score` or `run` (<out>/scores): adds anomaly-share signals"),
-    dependencies: str | None = typer.Option(None, help="YAML mapping caller: [callees], when the archive has no spans"),
+    dependencies: str | None = typer.Option(None, help="YAML mapping caller: \\[callee, ...], when the archive has no spans"),
     incidents: str | None = typer.Option(None, help="Ground truth incidents.json to evaluate against (found beside a synth archive)"),
     bucket_seconds: int = typer.Option(60, min=1, help="Width of a signal's time bucket"),
     threshold: float = typer.Option(4.0, min=0.0, help="Deviation (standard-normal units) from which a signal is anomalous"),

@@ -21,14 +21,14 @@ For field f with value x, p_f is:
     numeric      min(1, 2 * min(P(X >= x), P(X <= x))), P the empirical distribution,
                  (count + 1) / (n + 1), of the reference events that share the event's
                  value of the numeric's context field, times exp(-d) for a value d scaled
-                 units beyond that context's extremes
+                 units beyond that context's extremes (at most MAX_BEYOND)
 and `score` gives -ln p_f per field (nats). Codes and scaled values are the FeatureSpec's.
 
 The term (`term`) is not HBOS' plain sum over every field, which drowns one rare value in
 dozens of fields' everyday variation (measured in bench/detect.py: a burst of a new
 message template ranked below the top tenth of normal events). It sums, over categorical
 fields, only the nats beyond the field's level, max(0, -ln p_f - level_f), and counts a
-group of equivalent fields once, by its rarest member. level_f is the larger of ln(1 / RARE)
+group of equivalent fields once, by the member farthest beyond its level. level_f is the larger of ln(1 / RARE)
 and the field's own LEVEL_QUANTILE of -ln p over the reference events: a value rarer than
 1 % is news in a field of a few common values (a message template, a status), while in a
 field of many rare values (client IPs, user names on a login service) it is ordinary, and
