@@ -15,7 +15,7 @@ import polars as pl
 
 from ocsf_ray.index.scorer import SCORE_SCHEMA
 from ocsf_ray.io.ingest import CanonicalArchive
-from ocsf_ray.io.sources import join_uri, write_bytes
+from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes
 from ocsf_ray.rca import baselines
 from ocsf_ray.rca import signals as sig
 from ocsf_ray.rca.accuracy import evaluate_rca
@@ -105,7 +105,9 @@ def _top_events(score_files: list[str], services: list[str], window: Window) -> 
         return []
     columns = ["metadata_uid", "service", "family", "anomaly_score", "time"]
     schema = pl.DataFrame(schema={c: SCORE_SCHEMA[c] for c in columns}).to_arrow().schema  # files may hold all-null columns
-    table = ds.dataset(score_files, format="parquet", schema=schema).to_table(
+    filesystem = filesystem_for(score_files[0])[0]  # local or cluster storage (s3://...)
+    paths = [filesystem_for(f)[1] for f in score_files]
+    table = ds.dataset(paths, format="parquet", schema=schema, filesystem=filesystem).to_table(
         columns=columns,
         filter=(ds.field("time") >= window.start) & (ds.field("time") < window.end) & ds.field("service").isin(services))
     top = (pl.from_arrow(table).drop_nulls("anomaly_score").sort("anomaly_score", descending=True)
