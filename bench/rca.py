@@ -14,11 +14,12 @@ except synth):
   (`dependencies_path`) and without any. Graph-needing peers (PyRCA HT, random walk)
   get the true graph in `pyrca+graph` and, in `pyrca`, the graph PyRCA's own PC learns
   from the case frame (bench/rca_peers.py `learned_graph`).
-- `rcaeval_layout`: RCAEval RE1-layout cases (`data.csv` + `inject_time.txt`) from the
-  simulator in bench/rca_cases.py (its rules are in that docstring). ocsf-ray runs
-  without a graph; HT and random walk get the true graph here and on synth (PC takes
-  20-90 s per layout case and returns a cyclic partial DAG there), so they know more
-  than ocsf-ray does: the table marks them "(true graph)".
+- `rcaeval_layout+graph` / `rcaeval_layout`: RCAEval RE1-layout cases (`data.csv` +
+  `inject_time.txt`) from the simulator in bench/rca_cases.py (its rules are in that
+  docstring), the same cases twice: ocsf-ray with the true call graph and without any.
+  HT and random walk get the true graph in both and on synth (PC takes 20-90 s per
+  layout case and returns a cyclic partial DAG there), so in `rcaeval_layout` they know
+  more than ocsf-ray does: the table marks them "(true graph)".
 
 Rankings, AC@1 / AC@3 / Avg@5 per family (RCAEval's metrics, ocsf_ray.rca.accuracy.hits):
 - ocsf-ray: `read_events` + `run_rca(..., incidents=...)`, its `evaluation` (the
@@ -35,7 +36,7 @@ window covers no other incident >= 5 min away from it.
 The last line printed is one JSON object with everything.
 
     bash bench/peers_env.sh                  # once: peers into .bench-peers/
-    python bench/rca.py                      # default: 8 cases per family, synth seeds 11 12 (13-18 min, 2 cores)
+    python bench/rca.py                      # default: 12 cases per simulator, synth seeds 11 12 (about 17 min, 2 cores)
     python bench/rca.py --cases-per-family 2 --synth-seeds 11 --synth-events 50000   # smoke test
     python bench/rca.py --families pyrca+graph pyrca --cases-per-family 20
 """
@@ -58,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rca_cases import counters_as_rates, pyrca_cases, rcaeval_cases, synth_cases  # noqa: E402
 from rca_peers import DEFAULT_PEERS, METADATA, PEERS_BY_NAME, learned_graph, rank_all  # noqa: E402
 
-FAMILIES = ("synth", "pyrca+graph", "pyrca", "rcaeval_layout")
+FAMILIES = ("synth", "pyrca+graph", "pyrca", "rcaeval_layout+graph", "rcaeval_layout")
 OURS = "ocsf-ray"
 GRAPH_PEERS = tuple(p for p in DEFAULT_PEERS if METADATA[p]["graph"])
 SEPARATE_MS = 5 * 60_000
@@ -193,7 +194,7 @@ def print_family(name: str, s: dict, peers: list[str], internal: list[str], note
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
-    parser.add_argument("--cases-per-family", type=int, default=8, help="pyrca and rcaeval_layout cases")
+    parser.add_argument("--cases-per-family", type=int, default=12, help="cases per simulator (pyrca, rcaeval_layout)")
     parser.add_argument("--case-seed", type=int, default=101, help="seed of the pyrca and rcaeval_layout cases")
     parser.add_argument("--synth-seeds", type=int, nargs="+", default=[11, 12])
     parser.add_argument("--synth-events", type=int, default=100_000)
@@ -249,22 +250,23 @@ def main() -> None:
             if error:
                 print(error, flush=True)
 
-    if {"pyrca+graph", "pyrca"} & set(families):
-        cases = pyrca_cases(work / "cases", args.case_seed, count=args.cases_per_family)
+    for base, make in (("pyrca", pyrca_cases), ("rcaeval_layout", rcaeval_cases)):
+        variants = [name for name in (f"{base}+graph", base) if name in families]
+        if not variants:
+            continue
+        cases = make(work / "cases", args.case_seed, count=args.cases_per_family)
         for i, case in enumerate(cases, 1):
             ranked_true = peer_rankings(case, peers, case.graph) if peers else {}
-            for name in ("pyrca+graph", "pyrca"):
-                if name not in families:
-                    continue
+            for name in variants:
                 fam = families[name]
-                graph = name == "pyrca+graph"
+                graph = name.endswith("+graph")
                 t = time.perf_counter()
                 evaluation, error = run_ocsf_ray(case.events_dir, work / "out" / f"{case.name}-{name}",
                                                  case.incidents(), case.dependencies_path if graph else None)
                 seconds = time.perf_counter() - t
                 ours = score_ocsf_ray(fam, evaluation, error, case.incidents(), f"{case.name} ({name})")
                 ranked = dict(ranked_true)
-                if not graph and set(peers) & set(GRAPH_PEERS):
+                if name == "pyrca" and set(peers) & set(GRAPH_PEERS):
                     learned, why = learned_graph(case.frame)
                     for p in set(peers) & set(GRAPH_PEERS):
                         ranked[p] = (peer_rankings(case, [p], learned)[p] if learned is not None
@@ -273,19 +275,6 @@ def main() -> None:
                 progress(fam, i, len(cases), f"{case.name} {case.fault} root {case.root}", seconds, ours, theirs)
                 if error:
                     print(error, flush=True)
-
-    if "rcaeval_layout" in families:
-        fam = families["rcaeval_layout"]
-        cases = rcaeval_cases(work / "cases", args.case_seed, count=args.cases_per_family)
-        for i, case in enumerate(cases, 1):
-            t = time.perf_counter()
-            evaluation, error = run_ocsf_ray(case.events_dir, work / "out" / case.name, case.incidents(), None)
-            seconds = time.perf_counter() - t
-            ours = score_ocsf_ray(fam, evaluation, error, case.incidents(), case.name)
-            theirs = score_peers(fam, case, peer_rankings(case, peers, case.graph)) if peers else {}
-            progress(fam, i, len(cases), f"{case.name} {case.fault} root {case.root}", seconds, ours, theirs)
-            if error:
-                print(error, flush=True)
 
     summaries = {name: fam.summary(peers) for name, fam in families.items()}
     for name, s in summaries.items():

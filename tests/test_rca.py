@@ -110,6 +110,30 @@ def test_counter_resets_are_not_anomalies(ray_session, tmp_path):
     assert run_rca(archive, str(tmp_path / "out"), options=options).windows == []
 
 
+def test_a_metric_is_judged_on_its_sustained_level(ray_session, tmp_path):
+    """A memory gauge with 0.5 % noise: a lone +30 % sample is not anomalous (5-minute
+    median), a slow leak of +10 % over 15 minutes is, and so is a surge; the surge, 13 % of
+    the leak's baseline, does not widen the scale and mute the leak."""
+    rng = np.random.default_rng(3)
+    level = 1e9 * (1 + rng.normal(0, 0.005, 300))
+    level[140] *= 1.3  # one spiky sample
+    level[150:166] *= 2.0  # a surge
+    level[240:261] *= 1 + 0.1 * np.minimum(np.arange(21) / 15, 1)  # the leak
+    rows = [{"metadata": {"uid": f"m-{m}"}, "time": 1_767_571_200_000 + m * 60_000, "class_uid": 99,
+             "service": {"name": "api"}, "device": {"hostname": "api-0"},
+             "metric": {"name": "memory_usage_bytes", "value": float(v), "type": "gauge"}} for m, v in enumerate(level)]
+    (tmp_path / "metrics.ndjson").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    archive = read_events([str(tmp_path / "metrics.ndjson")], str(tmp_path / "out"))
+    options = RcaOptions()
+    z = metric_signals(archive, families_of(archive, ("metric",)), options).with_columns(
+        ((pl.col("bucket") - 1_767_571_200_000) // 60_000).alias("minute"))
+    peak = lambda a, b: z.filter(pl.col("minute").is_between(a, b)).get_column("z").max()  # noqa: E731
+    assert peak(140, 146) < options.threshold
+    assert peak(150, 170) >= options.threshold
+    assert peak(200, 239) < options.threshold
+    assert peak(245, 265) >= options.threshold
+
+
 @pytest.mark.parametrize("source", ["metrics", "logs"])
 def test_single_source_archive_still_ranks_with_a_note(rca_run, tmp_path, source):
     root, _, _ = rca_run

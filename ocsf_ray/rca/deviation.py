@@ -73,14 +73,17 @@ def level_deviation(level: np.ndarray, smooth: int, baseline: int, noise: np.nda
         return (level - quantiles["median"]) / scale
 
 
-def robust_scale(quantiles: dict[str, np.ndarray], relative_floor: float = 0.01) -> np.ndarray:
+def robust_scale(quantiles: dict[str, np.ndarray], relative_floor: float = 0.01, tails: bool = True) -> np.ndarray:
     """A standard deviation estimate that heavy tails do not fool: the larger of the
-    interquartile range's and the 10th-90th percentile spread's (each divided by what it
-    is for a normal distribution), floored at a share of the median (flat series). For a
-    normal baseline both agree; for a heavy-tailed one the tail spread is wider, so its
-    everyday spikes are not anomalies. The 10th and 90th, not the 5th and 95th: an
-    incident that has lasted 6 of the baseline's 120 minutes would already be its own 95th
-    percentile and mute itself. `quantiles`: q10, q1, median, q3, q90 arrays."""
-    spread = np.maximum((quantiles["q3"] - quantiles["q1"]) / IQR_TO_SIGMA,
-                        (quantiles["q90"] - quantiles["q10"]) / TAIL_TO_SIGMA)
+    interquartile range's and (`tails`) the 10th-90th percentile spread's (each divided
+    by what it is for a normal distribution), floored at a share of the median (flat
+    series). For a normal baseline both agree; for a heavy-tailed one the tail spread is
+    wider, so its everyday spikes are not anomalies. The 10th and 90th, not the 5th and
+    95th: an incident that has lasted 6 of the baseline's 120 minutes would already be its
+    own 95th percentile and mute itself. Without `tails`, the IQR alone: for values whose
+    spikes are already filtered out (a rolling median), where a short baseline may hold a surge in more than
+    a tenth of its buckets. `quantiles`: q10, q1, median, q3, q90 arrays."""
+    spread = (quantiles["q3"] - quantiles["q1"]) / IQR_TO_SIGMA
+    if tails:
+        spread = np.maximum(spread, (quantiles["q90"] - quantiles["q10"]) / TAIL_TO_SIGMA)
     return np.maximum(spread, np.maximum(relative_floor * np.abs(quantiles["median"]), 1e-9))

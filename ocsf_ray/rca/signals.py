@@ -8,11 +8,14 @@ one row per service, family and bucket, whatever the archive's size. Signals, ea
 - events of every non-metric family (logs, spans, logins): error share, mean
   log-latency (`duration`, or the HTTP latency), and volume;
 - anomaly scores of `ocsf-ray score`, when given: the share of flagged events;
-- metrics: each series' (service, host, metric name and `label_*` columns) mean per bucket
-  (PromQL's `avg_over_time`: a lone sample's spike is not an incident) against the trailing
-  median and robust spread of those means (in log space for a series spanning orders of
-  magnitude), from `MIN_HISTORY` of the baseline on; cumulative counters first turned into per-second rates with
-  resets (a drop) counted as a restart from zero, so a restart is not an anomaly.
+- metrics: each series' (service, host, metric name and `label_*` columns) bucket mean,
+  then the median of the last `smooth` of those (PromQL's `quantile_over_time(0.5, ...)`
+  over the span event signals sum over: a lone spike is not an incident, a shift that
+  lasts is) against the median and interquartile spread of those values in the baseline
+  before the span (in log space
+  for a series spanning orders of magnitude), from `MIN_HISTORY` of the baseline on;
+  cumulative counters first turned into per-second rates with resets (a drop) counted as
+  a restart from zero, so a restart is not an anomaly.
 
 Config changes are not signals: they are kept as candidate cause events.
 """
@@ -38,9 +41,9 @@ CHANGE_NAME_FIELDS = ("change_type", "class_name", "activity_name")
 COUNTER_TYPES = ("counter", "sum", "cumulative")
 COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 SERIES_LABEL_PREFIX = "label_"
-# A metric moving less than this share of its median is not an incident however quiet
-# its baseline: smooth gauges (and diurnal ramps) would otherwise be anomalous all day.
-METRIC_MIN_CHANGE = 0.1
+# A metric's scale is at least this share of its median: a flat gauge's every wiggle is
+# not infinite. Small, since a memory leak or a shifted level may be a few per cent.
+METRIC_MIN_CHANGE = 0.01
 # A series whose 95th percentile of |value| is this many times its median spans orders of
 # magnitude: it is judged on sign(x) log(1 + |x|), as features log heavy-tailed numerics.
 HEAVY_TAIL = 10.0
@@ -196,7 +199,7 @@ def _metric_rows(options: RcaOptions):
 
 
 def _series_deviation(options: RcaOptions):
-    span_ms = options.baseline_minutes * 60_000
+    span_ms, smooth_ms = options.baseline_minutes * 60_000, options.smooth * options.bucket_ms
     min_samples = 8
 
     def deviate(batch: pa.Table) -> pa.Table:
@@ -204,18 +207,24 @@ def _series_deviation(options: RcaOptions):
         if frame.get_column("counter").any():
             frame = frame.with_columns(per_second_rate(pl.col("value"), pl.col("time")).alias("value")).drop_nulls("value")
         frame = (frame.group_by(_bucket(options), maintain_order=True)
-                 .agg(pl.col("service").first(), pl.col("metric_name").first(), pl.col("value").mean()))
+                 .agg(pl.col("service").first(), pl.col("metric_name").first(), pl.col("value").mean())
+                 .with_columns(pl.col("value").rolling_median_by("bucket", window_size=f"{smooth_ms}i")))
         size = frame.get_column("value").abs()
         judged = pl.col("value")
         if size.quantile(0.95) > HEAVY_TAIL * size.median():  # orders of magnitude apart: judge in log space
             judged = judged.sign() * judged.abs().log1p()
-        quantiles = [judged.rolling_quantile_by("bucket", window_size=f"{span_ms}i", quantile=q, closed="left",
-                                                min_samples=min_samples).alias(n) for q, n in QUANTILES]
-        history = pl.col("bucket") - pl.col("bucket").min() >= MIN_HISTORY * span_ms
-        frame = frame.with_columns(*quantiles, judged.alias("judged")).filter(history).drop_nulls("median")
+        # the baseline ends where the smoothing span of the judged bucket starts
+        quantiles = frame.select((pl.col("bucket") + smooth_ms).alias("bucket"), *[
+            judged.rolling_quantile_by("bucket", window_size=f"{span_ms}i", quantile=q, closed="right",
+                                       min_samples=min_samples).alias(n) for q, n in QUANTILES])
+        history = pl.col("bucket") - pl.col("bucket").min() >= MIN_HISTORY * span_ms + smooth_ms
+        frame = (frame.with_columns(judged.alias("judged")).join_asof(quantiles, on="bucket", strategy="backward")
+                 .filter(history).drop_nulls("median"))
         if frame.is_empty():
             return pa.table({"service": pa.array([], pa.large_string())})
-        scale = robust_scale({n: frame.get_column(n).to_numpy() for _, n in QUANTILES}, METRIC_MIN_CHANGE)
+        # the IQR alone: the 5-bucket median has removed spikes, and a short archive's
+        # baseline may hold a load surge in more than the tenth of it the 10-90 spread allows
+        scale = robust_scale({n: frame.get_column(n).to_numpy() for _, n in QUANTILES}, METRIC_MIN_CHANGE, tails=False)
         z = np.abs(frame.get_column("judged").to_numpy() - frame.get_column("median").to_numpy()) / scale
         return frame.with_columns(pl.Series("z", z)).select(
             "service", pl.format("metric.{}", "metric_name").alias("signal"), pl.lit("metric").alias("source"),

@@ -16,7 +16,8 @@ cut at its strongest change point, or at the bound when it has none; each window
 why it starts where it does (`reason`).
 
 A window opens `max_lag_minutes` before its first busy bucket (a root cause may lead its
-symptoms by that much), but never before the previous window's end.
+symptoms by that much), but never before the previous window's end. A window where no
+pair is anomalous in `min_buckets` buckets (blips only) is dropped.
 """
 
 from __future__ import annotations
@@ -140,4 +141,11 @@ def incident_windows(signals: pl.DataFrame, options: RcaOptions) -> list[Window]
         for first, last, reason in _segments(run, hot, options):
             start = max(first - lead, windows[-1].end if windows else first - lead)
             windows.append(Window(window_id(start), start, last + options.bucket_ms, reason))
-    return windows
+    return [w for w in windows if _sustained(hot, w, options)]
+
+
+def _sustained(hot: pl.DataFrame, window: Window, options: RcaOptions) -> bool:
+    """Whether some pair is anomalous in at least `min_buckets` of the window's buckets:
+    a window of blips alone has nothing to rank."""
+    inside = hot.filter(pl.col("bucket").is_between(window.start, window.end, closed="left"))
+    return not inside.is_empty() and inside.group_by("service", "signal").len().get_column("len").max() >= options.min_buckets
