@@ -81,8 +81,9 @@ def robust_scale(quantiles: dict[str, np.ndarray], relative_floor: float = 0.01,
     wider, so its everyday spikes are not anomalies. The 10th and 90th, not the 5th and
     95th: an incident that has lasted 6 of the baseline's 120 minutes would already be its
     own 95th percentile and mute itself. Without `tails`, the IQR alone: for values whose
-    spikes are already filtered out (a rolling median), where a short baseline may hold a surge in more than
-    a tenth of its buckets. `quantiles`: q10, q1, median, q3, q90 arrays."""
+    spikes are already filtered out (a rolling median), where a short baseline may hold
+    a surge in more than a tenth of its buckets. `quantiles`: q1, median, q3 arrays, and
+    q10, q90 with `tails`."""
     spread = (quantiles["q3"] - quantiles["q1"]) / IQR_TO_SIGMA
     if tails:
         spread = np.maximum(spread, (quantiles["q90"] - quantiles["q10"]) / TAIL_TO_SIGMA)

@@ -12,8 +12,8 @@ one row per service, family and bucket, whatever the archive's size. Signals, ea
   then the median of the last `smooth` of those (PromQL's `quantile_over_time(0.5, ...)`
   over the span event signals sum over: a lone spike is not an incident, a shift that
   lasts is) against the median and interquartile spread of those values in the baseline
-  before the span (in log space
-  for a series spanning orders of magnitude), from `MIN_HISTORY` of the baseline on;
+  before the span (in log space for a series spanning orders of magnitude), from
+  `MIN_HISTORY` of the baseline on;
   cumulative counters first turned into per-second rates with resets (a drop) counted as
   a restart from zero, so a restart is not an anomaly.
 
@@ -48,6 +48,8 @@ METRIC_MIN_CHANGE = 0.01
 # magnitude: it is judged on sign(x) log(1 + |x|), as features log heavy-tailed numerics.
 HEAVY_TAIL = 10.0
 EVENT_KEYS = ["service", "family", "source", "bucket"]
+# metrics are judged on the IQR alone (`_series_deviation`): only these quantiles are needed
+METRIC_QUANTILES = tuple((q, n) for q, n in QUANTILES if n in ("q1", "median", "q3"))
 
 
 def collect(dataset) -> pl.DataFrame:
@@ -216,7 +218,7 @@ def _series_deviation(options: RcaOptions):
         # the baseline ends where the smoothing span of the judged bucket starts
         quantiles = frame.select((pl.col("bucket") + smooth_ms).alias("bucket"), *[
             judged.rolling_quantile_by("bucket", window_size=f"{span_ms}i", quantile=q, closed="right",
-                                       min_samples=min_samples).alias(n) for q, n in QUANTILES])
+                                       min_samples=min_samples).alias(n) for q, n in METRIC_QUANTILES])
         history = pl.col("bucket") - pl.col("bucket").min() >= MIN_HISTORY * span_ms + smooth_ms
         frame = (frame.with_columns(judged.alias("judged")).join_asof(quantiles, on="bucket", strategy="backward")
                  .filter(history).drop_nulls("median"))
@@ -224,7 +226,8 @@ def _series_deviation(options: RcaOptions):
             return pa.table({"service": pa.array([], pa.large_string())})
         # the IQR alone: the 5-bucket median has removed spikes, and a short archive's
         # baseline may hold a load surge in more than the tenth of it the 10-90 spread allows
-        scale = robust_scale({n: frame.get_column(n).to_numpy() for _, n in QUANTILES}, METRIC_MIN_CHANGE, tails=False)
+        scale = robust_scale({n: frame.get_column(n).to_numpy() for _, n in METRIC_QUANTILES}, METRIC_MIN_CHANGE,
+                             tails=False)
         z = np.abs(frame.get_column("judged").to_numpy() - frame.get_column("median").to_numpy()) / scale
         return frame.with_columns(pl.Series("z", z)).select(
             "service", pl.format("metric.{}", "metric_name").alias("signal"), pl.lit("metric").alias("source"),
