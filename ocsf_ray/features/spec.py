@@ -91,6 +91,10 @@ class FeatureOptions:
     hour_of_day_min_days: float = 3.0
     day_of_week_min_days: float = 21.0
 
+    def __post_init__(self) -> None:
+        if self.max_vocab < 1 or self.min_count < 1:
+            raise ValueError("--max-vocab and --min-count must be at least 1")
+
 
 @dataclass(frozen=True)
 class CategoricalFeature:

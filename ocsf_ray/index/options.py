@@ -41,5 +41,15 @@ class IndexOptions:
     recall_sample: int = 1000
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Raises ValueError naming every setting out of its range."""
+        problems = [message for bad, message in (
+            (self.k < 1, "k >= 1"), (self.reference_max <= self.k, "reference-max > k"),
+            (self.exact_max < 0, "exact-max >= 0"), (self.nprobe < 1, "nprobe >= 1"),
+            (self.exclusion_minutes < 0, "exclusion-minutes >= 0 (0 = off)"),
+        ) if bad]
+        if problems:
+            raise ValueError("need " + ", ".join(problems))
+
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,11 +7,12 @@ only when it is not worse on held-out data. `ocsf-ray monitor` exits with `EXIT_
 when retraining is recommended, `EXIT_NO_DRIFT` otherwise.
 """
 
-from ocsf_ray.monitor.champion import retrain_challenger
+from ocsf_ray.monitor.champion import champion_train_options, retrain_challenger
 from ocsf_ray.monitor.options import MonitorOptions
 from ocsf_ray.monitor.report import monitor_archive, write_report
 
 EXIT_NO_DRIFT = 0
 EXIT_RETRAIN = 3
 
-__all__ = ["EXIT_NO_DRIFT", "EXIT_RETRAIN", "MonitorOptions", "monitor_archive", "retrain_challenger", "write_report"]
+__all__ = ["EXIT_NO_DRIFT", "EXIT_RETRAIN", "MonitorOptions", "champion_train_options", "monitor_archive",
+           "retrain_challenger", "write_report"]

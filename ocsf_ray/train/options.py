@@ -37,5 +37,16 @@ class TrainOptions:
     seed: int = 0
     max_batches_per_epoch: int = 0  # 0 = the whole shard each epoch
 
+    def __post_init__(self) -> None:
+        """Raises ValueError naming every setting out of its range."""
+        problems = [message for bad, message in (
+            (self.epochs < 1, "epochs >= 1"), (self.batch_size < 2, "batch-size >= 2"),
+            (self.learning_rate <= 0, "learning-rate > 0"), (self.temperature <= 0, "temperature > 0"),
+            (not 0 < self.corruption_rate < 1, "0 < corruption-rate < 1"),
+            (self.max_batches_per_epoch < 0, "max-batches-per-epoch >= 0 (0 = all)"),
+        ) if bad]
+        if problems:
+            raise ValueError("need " + ", ".join(problems))
+
     def to_dict(self) -> dict:
         return asdict(self)
