@@ -123,7 +123,7 @@ def pipeline_job(two_nodes, object_store):
 
     client = JobSubmissionClient(two_nodes)
     out = f"{object_store}/pipeline"
-    submission = _submit(client, f"jobs/pipeline.py --out {out} --events 10000 --epochs 1 "
+    submission = _submit(client, f"jobs/pipeline.py --out {out} --demo-events 10000 --epochs 1 "
                                   "--max-batches-per-epoch 3 --workers 1 --explain-top 3")
     return client, submission, out
 
@@ -131,7 +131,7 @@ def pipeline_job(two_nodes, object_store):
 def test_pipeline_job_runs_on_both_nodes(pipeline_job, two_nodes):
     from ray.util.state import list_tasks
 
-    from ocsf_ray.index.triage import parquet_files
+    from ocsf_ray.io.storage import parquet_files
     from ocsf_ray.io.storage import exists, read_bytes, read_json
 
     client, submission, out = pipeline_job
