@@ -1,12 +1,17 @@
-"""Connecting to Ray: a cluster when RAY_ADDRESS says so, else a local Ray started here.
+"""Connecting to Ray: a cluster when RAY_ADDRESS says so, else a local Ray started here;
+and collecting a small dataset to the driver.
 
-Only entry points (the CLI, jobs/) call this; library code assumes Ray is running.
+Only entry points (the CLI, jobs/, the Serve app) call `start_ray`; library code assumes
+Ray is running.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+
+import polars as pl
+import pyarrow as pa
 
 
 def start_ray(num_cpus: int | None = None, quiet: bool = True) -> None:
@@ -36,3 +41,13 @@ def start_ray(num_cpus: int | None = None, quiet: bool = True) -> None:
         context.enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         logging.getLogger("ray").setLevel(logging.WARNING)
+
+
+def collect(dataset) -> pl.DataFrame:
+    """A Ray dataset's rows on the driver, for results small by construction (one row
+    per group of an aggregation, a sample): blocks of differing schemas are unified
+    (missing columns null), empty blocks skipped; an empty frame when there are no rows."""
+    import ray
+
+    tables = [t for t in ray.get(dataset.to_arrow_refs()) if t.num_rows]
+    return pl.from_arrow(pa.concat_tables(tables, promote_options="permissive")) if tables else pl.DataFrame()

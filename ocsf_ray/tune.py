@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ocsf_ray.io.sources import join_uri
 from ocsf_ray.io.storage import read_bytes
 from ocsf_ray.train.bundle import checkpoint_uri, read_history, reset_bundle_dir, write_family, write_manifest
-from ocsf_ray.train.data import FamilyFeatures, chronological_split
+from ocsf_ray.train.data import FamilyFeatures
 from ocsf_ray.train.options import TrainOptions
-from ocsf_ray.train.trainer import model_config_for
+from ocsf_ray.train.trainer import family_trainer, model_config_for
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 
@@ -76,32 +76,15 @@ class SweepConfig(BaseModel):
 
 def _trial(config: dict, context: dict) -> None:
     """One Tune trial: a TorchTrainer run whose epoch reports are forwarded to Tune."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
     from ray import tune
+    from ray.train import ScalingConfig
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from ocsf_ray.train.loop import train_loop_per_worker
-
     options = TrainOptions(**{**context["fixed"], **config})
-    features: FamilyFeatures = context["features"]
-    train, val, _ = chronological_split(features, options.val_fraction)
-    categorical, numeric = features.columns
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"options": options.to_dict(), "model": model_config_for(features, options).to_dict(),
-                           "categorical": categorical, "numeric": numeric},
-        scaling_config=ScalingConfig(num_workers=context["workers"], resources_per_worker=context["resources"],
-                                     use_gpu=context["resources"].get("GPU", 0) > 0),
-        run_config=RunConfig(
-            name=tune.get_context().get_trial_name(), storage_path=context["storage"],
-            checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_top1", checkpoint_score_order="max"),
-            callbacks=[TuneReportCallback()],
-            failure_config=FailureConfig(max_failures=1),
-        ),
-        datasets={"train": train, "val": val},
-    )
-    trainer.fit()
+    scaling = ScalingConfig(num_workers=context["workers"], resources_per_worker=context["resources"],
+                            use_gpu=context["resources"].get("GPU", 0) > 0)
+    family_trainer(context["features"], options, tune.get_context().get_trial_name(), context["storage"], scaling,
+                   callbacks=(TuneReportCallback(),)).fit()
 
 
 def run_sweep(sweep: SweepConfig, features: FamilyFeatures, out: str):

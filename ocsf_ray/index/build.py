@@ -11,13 +11,13 @@ from typing import Callable
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.reference import FamilyIndex
 from ocsf_ray.index.scorer import EmbedBatches, FamilyScorer
 from ocsf_ray.io.sources import join_uri
 from ocsf_ray.io.storage import write_json
+from ocsf_ray.runtime import collect
 from ocsf_ray.train.bundle import MANIFEST, load_family, read_manifest
 from ocsf_ray.train.data import FamilyFeatures, discover_features
 
@@ -47,12 +47,6 @@ def bound(actor_class: type, *args) -> type:
     return Bound
 
 
-def collect_table(dataset) -> pa.Table:
-    import ray
-
-    return pa.concat_tables(ray.get(dataset.to_arrow_refs()), promote_options="permissive")
-
-
 def embed_sample(bundle: str, features: FamilyFeatures, max_rows: int, seed: int) -> tuple[pl.DataFrame, np.ndarray]:
     """(feature rows, embeddings) of a uniform sample of at most ~max_rows feature rows."""
     import ray.data
@@ -64,10 +58,8 @@ def embed_sample(bundle: str, features: FamilyFeatures, max_rows: int, seed: int
         bound(EmbedBatches, bundle, features.family), batch_format="pyarrow",
         batch_size=BATCH_ROWS, **actor_pool(),
     )
-    table = collect_table(dataset)
-    column = table.column("embedding").combine_chunks()
-    embeddings = column.flatten().to_numpy().reshape(len(table), column.type.list_size)
-    return pl.from_arrow(table.drop_columns(["embedding"])), embeddings
+    frame = collect(dataset)
+    return frame.drop("embedding"), frame.get_column("embedding").to_numpy()
 
 
 def index_family(bundle: str, features: FamilyFeatures, options: IndexOptions) -> FamilyIndex:

@@ -14,21 +14,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ocsf_ray.index.explain import explain, raw_values
 from ocsf_ray.index.scorer import SCORE_SCHEMA, FamilyScorer
 from ocsf_ray.io.sources import filesystem_for, join_uri
+from ocsf_ray.io.storage import parquet_files
 
 TOP_COLUMNS = ["metadata_uid", "family", "anomaly_score", "time"]
-
-
-def parquet_files(root: str) -> tuple[list[str], pafs.FileSystem]:
-    """The Parquet files under a directory (inner paths) and their filesystem."""
-    fs, inner, _ = filesystem_for(root)
-    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
-    return sorted(i.path for i in infos if i.path.endswith(".parquet")), fs
 
 
 def read_where_uid(root: str, uids: list[str], columns: list[str] | None = None) -> pl.DataFrame:

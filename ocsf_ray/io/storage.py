@@ -71,6 +71,14 @@ def children(uri: str) -> list[str]:
     return sorted(posixpath.basename(info.path.rstrip("/")) for info in found)
 
 
+def parquet_files(root: str) -> tuple[list[str], pafs.FileSystem]:
+    """The Parquet files under a directory, recursively and sorted, as paths inside their
+    filesystem, with that filesystem (`filesystem_for`); none when it does not exist."""
+    fs, inner, _ = filesystem_for(root)
+    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+    return sorted(i.path for i in infos if i.path.endswith(".parquet")), fs
+
+
 def remove(uri: str) -> None:
     """Delete a file or a directory tree; nothing when it is absent."""
     fs, inner, _ = filesystem_for(uri)

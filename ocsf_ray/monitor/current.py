@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from ocsf_ray.index.batch import write_bundle_features
-from ocsf_ray.index.triage import parquet_files
+from ocsf_ray.io.storage import parquet_files
 from ocsf_ray.io.ingest import CanonicalArchive
 from ocsf_ray.io.sources import join_uri
 from ocsf_ray.train.data import FamilyFeatures, discover_features

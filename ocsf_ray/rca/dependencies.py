@@ -15,7 +15,7 @@ import yaml
 
 from ocsf_ray.io.ingest import CanonicalArchive
 from ocsf_ray.io.storage import read_bytes
-from ocsf_ray.rca.signals import collect
+from ocsf_ray.runtime import collect
 
 SPAN_FIELDS = ("span_uid", "span_id")
 PARENT_FIELDS = ("span_parent_uid", "span_parent_id", "parent_span_id", "parent_uid")

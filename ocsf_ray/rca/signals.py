@@ -30,6 +30,7 @@ from ocsf_ray.features.transform import is_error
 from ocsf_ray.io.ingest import CanonicalArchive
 from ocsf_ray.rca.deviation import MIN_HISTORY, QUANTILES, level_deviation, robust_scale, share_deviation, window_sums
 from ocsf_ray.rca.options import RcaOptions
+from ocsf_ray.runtime import collect
 
 SIGNAL_SCHEMA = {"service": pl.String, "signal": pl.String, "source": pl.String, "bucket": pl.Int64,
                  "value": pl.Float64, "z": pl.Float64}
@@ -50,13 +51,6 @@ HEAVY_TAIL = 10.0
 EVENT_KEYS = ["service", "family", "source", "bucket"]
 # metrics are judged on the IQR alone (`_series_deviation`): only these quantiles are needed
 METRIC_QUANTILES = tuple((q, n) for q, n in QUANTILES if n in ("q1", "median", "q3"))
-
-
-def collect(dataset) -> pl.DataFrame:
-    import ray
-
-    tables = [t for t in ray.get(dataset.to_arrow_refs()) if t.num_rows]
-    return pl.from_arrow(pa.concat_tables(tables, promote_options="permissive")) if tables else pl.DataFrame()
 
 
 def optional(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:

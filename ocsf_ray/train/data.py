@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ocsf_ray.features.spec import FeatureSpec, load_specs
 from ocsf_ray.features.transform import feature_columns
 from ocsf_ray.io.sources import filesystem_for, join_uri
+from ocsf_ray.io.storage import parquet_files
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,9 @@ def discover_features(root: str) -> dict[str, FamilyFeatures]:
     specs = load_specs(join_uri(root, "feature_spec.json"))
     found = {}
     for family, spec in specs.items():
-        fs, inner, prefix = filesystem_for(join_uri(root, "features", family))
-        infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
-        files = tuple(sorted(prefix + i.path for i in infos if i.path.endswith(".parquet")))
+        directory = join_uri(root, "features", family)
+        prefix = filesystem_for(directory)[2]
+        files = tuple(prefix + path for path in parquet_files(directory)[0])
         rows = sum(_num_rows(f) for f in files)
         found[family] = FamilyFeatures(family, files, spec, rows)
     return found

@@ -47,35 +47,44 @@ class FamilyRun:
     cutoff: int
 
 
+def family_trainer(features: FamilyFeatures, options: TrainOptions, name: str, storage: str, scaling,
+                   resume_from: str | None = None, callbacks: tuple = ()):
+    """The TorchTrainer of one family's pretraining (`train_loop_per_worker` on its
+    chronological train/validation split), keeping its two best checkpoints by
+    validation top-1 under `storage/name`; `scaling` is its Ray ScalingConfig. Used by
+    `train_family` and by each Tune trial (`ocsf_ray.tune`)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+    from ray.train.torch import TorchTrainer
+
+    train, val, _ = chronological_split(features, options.val_fraction)
+    categorical, numeric = features.columns
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"options": options.to_dict(), "model": model_config_for(features, options).to_dict(),
+                           "categorical": categorical, "numeric": numeric, "resume_from": resume_from},
+        scaling_config=scaling,
+        run_config=RunConfig(
+            name=name, storage_path=storage, callbacks=list(callbacks),
+            checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_top1",
+                                               checkpoint_score_order="max"),
+            failure_config=FailureConfig(max_failures=1),
+        ),
+        datasets={"train": train, "val": val},
+    )
+
+
 def train_family(
     features: FamilyFeatures, runs_dir: str, options: TrainOptions, workers: int = 2,
     use_gpu: bool | None = None, resume_from: str | None = None,
 ) -> FamilyRun:
     """Pretrain one family's encoder with a TorchTrainer; keep the best epoch by val_top1."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train import ScalingConfig
 
-    train, val, (cutoff, train_rows, val_rows) = chronological_split(features, options.val_fraction)
+    _, _, (cutoff, train_rows, val_rows) = chronological_split(features, options.val_fraction)
     model_config = model_config_for(features, options)
-    categorical, numeric = features.columns
     use_gpu = gpu_available() if use_gpu is None else use_gpu
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "options": options.to_dict(), "model": model_config.to_dict(),
-            "categorical": categorical, "numeric": numeric, "resume_from": resume_from,
-        },
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
-        run_config=RunConfig(
-            name=features.family,
-            storage_path=absolute(runs_dir),
-            checkpoint_config=CheckpointConfig(
-                num_to_keep=2, checkpoint_score_attribute="val_top1", checkpoint_score_order="max"
-            ),
-            failure_config=FailureConfig(max_failures=1),
-        ),
-        datasets={"train": train, "val": val},
-    )
+    trainer = family_trainer(features, options, features.family, absolute(runs_dir),
+                             ScalingConfig(num_workers=workers, use_gpu=use_gpu), resume_from)
     result = trainer.fit()
     if result.error:
         raise result.error
