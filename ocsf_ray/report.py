@@ -1,10 +1,11 @@
 """The HTML report `ocsf-ray run` writes: what a user looks at first after scoring.
 
 One self-contained `report.html` with its PNGs beside it (referenced by relative name,
-so the directory can be copied or served as is). Event fields come from untrusted logs,
-so every string from the inputs goes through `html.escape`; the page has no JavaScript
-and no external URLs. Figures are drawn on `matplotlib.figure.Figure` objects, never
-through pyplot, so writing a report leaves no global plotting state behind.
+so the directory can be copied or served as is), rendered from the jinja2 template
+`ocsf_ray/templates/report.html.j2` with autoescaping on: event fields come from
+untrusted logs, and every value the template prints is escaped. The page has no
+JavaScript and no external URLs. Figures are drawn on `matplotlib.figure.Figure`
+objects, never through pyplot, so writing a report leaves no global plotting state behind.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import io
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from html import escape
+from functools import cache
 
+import jinja2
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
@@ -25,11 +27,6 @@ from ocsf_ray.io.storage import remove
 DASH = "–"
 MAX_FAMILIES = 8  # more stacked colours than this are unreadable; the rest become "other"
 TSNE_MAX_POINTS = 3000  # t-SNE beyond this is too slow on a laptop; PCA alone then
-CSS = """body{font-family:sans-serif;margin:2em;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.detail td{background:#fafafa;font-size:90%}.bar{display:inline-block;height:.7em;background:#c44;margin-right:6px}
-.note{color:#666;font-style:italic}img{max-width:100%}ul{margin:.2em 0;padding-left:1.2em}"""
 
 
 @dataclass
@@ -57,19 +54,22 @@ def lowest_flagged(scores: pl.DataFrame) -> float:
 
 def write_report(out_dir: str, inputs: ReportInputs) -> str:
     """Write report.html and its PNGs into out_dir (local or a URI); return report.html's location."""
-    sections = [
-        f"<h1>{escape(inputs.title)}</h1>",
-        _summary_section(inputs.summary),
-        _distribution_section(out_dir, inputs),
-        _top_section(inputs.top),
-        _embedding_section(out_dir, inputs),
-        _evaluation_section(inputs.evaluation),
-    ]
-    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(inputs.title)}</title>'
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
+    _distribution_png(out_dir, inputs)
+    page = _template().render(
+        title=inputs.title, summary=inputs.summary, top=inputs.top, DASH=DASH,
+        embedding_map=_embedding_png(out_dir, inputs), evaluation=inputs.evaluation,
+        **(_evaluation_view(inputs.evaluation) if inputs.evaluation else {}))
     path = join_uri(out_dir, "report.html")
     write_bytes(page.encode("utf-8"), path)
     return path
+
+
+@cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("ocsf_ray", "templates"), autoescape=True,
+                                     undefined=jinja2.StrictUndefined)
+    environment.filters.update(fmt=_fmt, utc=_utc, bars=_bars)
+    return environment.get_template("report.html.j2")
 
 
 def _save_png(fig: Figure, uri: str) -> None:
@@ -79,14 +79,13 @@ def _save_png(fig: Figure, uri: str) -> None:
 
 
 def _fmt(value, digits: int = 3) -> str:
-    """A cell's text: numbers rounded, missing or NaN values as a dash, strings escaped."""
+    """A cell's text: floats rounded to `digits`, missing or NaN values as a dash (the
+    template escapes what this returns)."""
     if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
         return DASH
-    if isinstance(value, (int, np.integer)):  # bool included
-        return escape(str(value))
     if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}f}"
-    return escape(str(value))
+    return str(value)
 
 
 def _utc(ms) -> str:
@@ -96,27 +95,10 @@ def _utc(ms) -> str:
     try:
         return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
     except (OverflowError, ValueError, OSError):
-        return escape(str(ms))
+        return str(ms)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    """An HTML table from cells that are already escaped/formatted."""
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _num(text: str) -> str:
-    return f'<td class="num">{text}</td>'
-
-
-def _summary_section(summary: list[tuple[str, str]]) -> str:
-    rows = [[f"<th>{escape(str(label))}</th>", f"<td>{escape(str(value))}</td>"] for label, value in summary]
-    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return f"<h2>Summary</h2><table>{body}</table>"
-
-
-def _distribution_section(out_dir: str, inputs: ReportInputs) -> str:
+def _distribution_png(out_dir: str, inputs: ReportInputs) -> None:
     """Histogram of anomaly_score, stacked by family, log-scaled y: the score is a heavy-
     tailed surprise, so a linear axis would show only the bulk near zero. Counts come from
     numpy per family so a million rows never reach matplotlib as individual points."""
@@ -147,39 +129,14 @@ def _distribution_section(out_dir: str, inputs: ReportInputs) -> str:
     ax.set_title(f"Score distribution of {frame.height:,} events")
     fig.tight_layout()
     _save_png(fig, join_uri(out_dir, "score_distribution.png"))
-    return '<h2>Score distribution</h2><img src="score_distribution.png" alt="score distribution">'
 
 
-def _top_section(top: list[dict]) -> str:
-    """One row per anomaly plus a detail row with why: the nearest normal events and the
-    features that differ most from them, so a user can judge the flag without a query."""
-    if not top:
-        return '<h2>Top anomalies</h2><p class="note">No anomalies above the threshold.</p>'
-    header = ["rank", "time (UTC)", "family", "service", "metadata_uid", "anomaly_score", "percentile"]
-    rows = []
-    for rank, item in enumerate(top, start=1):
-        rows.append(f"<tr>{_num(str(rank))}<td>{_utc(item.get('time'))}</td><td>{_fmt(item.get('family'))}</td>"
-                    f"<td>{_fmt(item.get('service'))}</td><td>{_fmt(item.get('metadata_uid'))}</td>"
-                    f"{_num(_fmt(item.get('anomaly_score'), 2))}{_num(_fmt(item.get('percentile'), 4))}</tr>")
-        rows.append(f'<tr class="detail"><td></td><td colspan="{len(header) - 1}">{_explanation(item)}</td></tr>')
-    head = "".join(f"<th>{h}</th>" for h in header)
-    return f"<h2>Top anomalies</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
-
-
-def _explanation(item: dict) -> str:
-    neighbours = item.get("neighbours") or []
+def _bars(item: dict) -> list[tuple[dict, int]]:
+    """An explanation's differing features with the width of each one's bar (px), the
+    largest contribution 60 px: the reader sees at a glance which feature decided."""
     features = item.get("features") or []
-    near = ", ".join(f"{_fmt(n.get('metadata_uid'))} ({_fmt(n.get('distance'))})" for n in neighbours) or DASH
     scale = max((abs(f.get("contribution") or 0.0) for f in features), default=0.0) or 1.0
-    lines = "".join(
-        f'<li><span class="bar" style="width:{int(60 * abs(f.get("contribution") or 0.0) / scale)}px"></span>'
-        f'{_fmt(f.get("text"))} <span class="note">({_fmt(f.get("contribution"))})</span></li>'
-        for f in features)
-    shares = ", ".join(f"{_fmt(s.get('feature'))}" + (f" (p {_fmt(s['tail_probability'])})" if "tail_probability" in s else "")
-                       + f" {_fmt(s.get('share'), 2)}" for s in item.get("score_shares") or []) or DASH
-    return (f"<b>deciding term</b> {_fmt(item.get('deciding_term'))}: {shares}"
-            f"<br><b>k-NN distance</b> {_fmt(item.get('knn_distance'))}; <b>nearest normal events</b>: {near}"
-            f"<br><b>differing features</b>:<ul>{lines or '<li>' + DASH + '</li>'}</ul>")
+    return [(f, int(60 * abs(f.get("contribution") or 0.0) / scale)) for f in features]
 
 
 def _projection(x: np.ndarray) -> tuple[np.ndarray, str]:
@@ -200,14 +157,15 @@ def _projection(x: np.ndarray) -> tuple[np.ndarray, str]:
         return tsne.fit_transform(reduced), "t-SNE on PCA-50"
 
 
-def _embedding_section(out_dir: str, inputs: ReportInputs) -> str:
+def _embedding_png(out_dir: str, inputs: ReportInputs) -> bool:
     """Where the flagged events sit among the others: isolated points are novel
-    behaviour, a tight cluster of flags is one recurring incident."""
+    behaviour, a tight cluster of flags is one recurring incident. False (and no map)
+    when there is no embedding sample."""
     path = join_uri(out_dir, "embedding_map.png")
     x = inputs.embedding_sample
     if x is None or x.ndim != 2 or x.shape[0] < 5 or x.shape[1] < 2:
         remove(path)  # a stale map from an earlier run would mislead
-        return '<h2>Embedding map</h2><p class="note">No embedding sample was given; map skipped.</p>'
+        return False
     x = np.asarray(x, dtype=np.float32)
     scores = np.zeros(len(x)) if inputs.embedding_scores is None else np.asarray(inputs.embedding_scores, float)
     flagged = (scores >= inputs.threshold_score if inputs.embedding_flagged is None
@@ -229,35 +187,20 @@ def _embedding_section(out_dir: str, inputs: ReportInputs) -> str:
     ax.set_yticks([])
     fig.tight_layout()
     _save_png(fig, path)
-    return '<h2>Embedding map</h2><img src="embedding_map.png" alt="embedding map">'
+    return True
 
 
-def _evaluation_section(evaluation: dict | None) -> str:
-    """Method vs baselines on the same labelled events: a score means little without
-    knowing what isolation forest or a random ranking would have reached."""
-    if evaluation is None:
-        return ""
-    rows = {"ocsf-ray": evaluation.get("method") or {}, **(evaluation.get("baselines") or {})}
-    at_k = {name: {str(k): v for k, v in (m.get("precision_at_k") or {}).items()} for name, m in rows.items()}
+def _evaluation_view(evaluation: dict) -> dict:
+    """The evaluation's tables as the template reads them: method vs baselines on the
+    same labelled events (a score means little without knowing what isolation forest or
+    a random ranking would have reached), and recall per incident type."""
+    methods = {"ocsf-ray": evaluation.get("method") or {}, **(evaluation.get("baselines") or {})}
+    at_k = {name: {str(k): v for k, v in (m.get("precision_at_k") or {}).items()} for name, m in methods.items()}
     ks = sorted({k for p in at_k.values() for k in p},
                 key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))  # 100 before 1000
-    header = ["method", "auroc", "auprc", *[f"precision@{escape(k)}" for k in ks],
-              "recall at threshold", "flagged rate"]
-    table = [[f"<td>{escape(str(name))}</td>", _num(_fmt(m.get("auroc"))), _num(_fmt(m.get("auprc"))),
-              *[_num(_fmt(at_k[name].get(k))) for k in ks],
-              _num(_fmt(m.get("recall_at_threshold"))), _num(_fmt(m.get("flagged_rate"), 4))]
-             for name, m in rows.items()]
     per_type = {name: {str(t): v or {} for t, v in (m.get("per_incident_type") or {}).items()}
-                for name, m in rows.items()}
+                for name, m in methods.items()}
     types = sorted({t for p in per_type.values() for t in p})
-    events = {t: next((p[t]["events"] for p in per_type.values() if p.get(t, {}).get("events") is not None), None)
-              for t in types}  # every method scores the same events, so the first count found serves
-    type_rows = [[f"<td>{escape(t)}</td>", _num(_fmt(events[t]))]
-                 + [_num(_fmt(p.get(t, {}).get("recall"))) for p in per_type.values()] for t in types]
-    notes = "".join(f"<li>{escape(str(n))}</li>" for n in evaluation.get("notes") or [])
-    return ("<h2>Evaluation</h2>"
-            f"<p>{_fmt(evaluation.get('events'))} labelled events, {_fmt(evaluation.get('positives'))} positives.</p>"
-            + _table(header, table)
-            + ("<h3>Recall per incident type</h3>" + _table(["incident type", "events", *map(escape, rows)], type_rows)
-               if types else "")
-            + (f"<ul>{notes}</ul>" if notes else ""))
+    type_events = {t: next((p[t]["events"] for p in per_type.values() if p.get(t, {}).get("events") is not None), None)
+                   for t in types}  # every method scores the same events, so the first count found serves
+    return {"methods": methods, "at_k": at_k, "ks": ks, "per_type": per_type, "types": types, "type_events": type_events}
