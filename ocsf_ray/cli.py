@@ -30,6 +30,7 @@ def _group() -> None:
 
 
 def fail(message: str) -> None:
+    """Print `error: <message>` on one line and exit with status 2 (bad argument or input)."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 

@@ -43,6 +43,7 @@ def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...] = ("famil
 
 
 def show_synth(summary, out) -> None:
+    """The synth archive's events per source and where its ground truth is."""
     table = _table(f"synthetic archive in {out}", ("source", "events"), left=("source",))
     for source, count in summary.events_per_source.items():
         table.add_row(source, f"{count:,}")
@@ -53,6 +54,7 @@ def show_synth(summary, out) -> None:
 
 
 def show_ingestion(archive, out: str, elapsed: float) -> None:
+    """Files, rows read, accepted, rejected (and where), duplicate uids and throughput."""
     summary = Table(title="ingestion", show_header=False)
     summary.add_row("files", f"{archive.files:,}")
     summary.add_row("rows read", f"{archive.rows_read:,}")
@@ -65,6 +67,7 @@ def show_ingestion(archive, out: str, elapsed: float) -> None:
 
 
 def show_featurized(featurized, out: str) -> None:
+    """The ingestion table, then each family's rows and feature counts and its columns."""
     from ocsf_ray.features.transform import feature_columns
 
     archive, result = featurized.archive, featurized.features
@@ -86,6 +89,7 @@ def show_featurized(featurized, out: str) -> None:
 
 
 def show_trained(trained) -> None:
+    """Each family's training (epochs, validation top-1 against the untrained model) and index."""
     manifest = trained.manifest
     table = _table(f"model bundle {manifest['version']}",
                    ("family", "rows", "epochs", "best epoch", "val top-1", "untrained top-1", "index", "ref. k-NN p99"))
@@ -103,6 +107,7 @@ def show_trained(trained) -> None:
 
 
 def show_sweep(tuned, sweep, out: str) -> None:
+    """The sweep's trials, best first, and where the best one was exported."""
     keys = sorted(sweep.search_space)
     table = _table(f"sweep over {tuned.family} ({tuned.rows:,} rows)", (*keys, "epochs", "best val top-1"), left=())
     for trial in sorted(tuned.trials, key=lambda t: -(t["best_val_top1"] or 0)):
@@ -113,6 +118,7 @@ def show_sweep(tuned, sweep, out: str) -> None:
 
 
 def show_scores(out: str, explanations: list[dict], unscored: dict[str, int] | None = None, show: int = 10) -> None:
+    """Events, scored and flagged per family, and the top anomalies with their first reason."""
     from ocsf_ray.index.triage import score_counts
 
     table = _table("scores per family", ("family", "events", "scored", "flagged", "flag rate"))
@@ -132,6 +138,7 @@ def show_scores(out: str, explanations: list[dict], unscored: dict[str, int] | N
 
 
 def show_evaluation(result: dict, out: str) -> None:
+    """AUROC, AUPRC, precision@k and recall of the method and each baseline, per incident type too."""
     ks = sorted(result["method"]["precision_at_k"], key=int)
     table = _table(f"evaluation: {result['events']:,} events, {result['positives']:,} labelled anomalous",
                    ("method", "AUROC", "AUPRC", *(f"P@{k}" for k in ks), "recall@threshold"), left=("method",))
@@ -154,6 +161,7 @@ def show_evaluation(result: dict, out: str) -> None:
 
 
 def show_rca(result, out: str, show: int = 10) -> None:
+    """The first incident windows with their top candidates, and AC@k against ground truth when known."""
     table = _table(f"root causes: {len(result.windows)} incident windows", ("window", "start (UTC)", "minutes", "top candidates"),
                    left=("window", "start (UTC)", "minutes", "top candidates"))
     for window in result.windows[:show]:
@@ -178,6 +186,7 @@ def show_rca(result, out: str, show: int = 10) -> None:
 
 
 def show_monitor(report: dict, archive, path: str) -> None:
+    """Drift per family (embedding, features, flag rate), its reasons and the verdict."""
     table = _table(f"drift of {archive.accepted:,} current events against bundle {report['bundle_version']}",
                    ("family", "rows", "emb. dims drifted", "max PSI", "new values", "numerics drifted", "flag rate", "drifted"))
     for family, found in report["families"].items():

@@ -95,5 +95,6 @@ def run_job(parse: Callable[[], T], work: Callable[[T], dict]) -> dict:
 
 
 def fail(message: str) -> typing.NoReturn:
+    """Print `error: <message>` on stderr and exit with status 2."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)

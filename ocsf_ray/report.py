@@ -31,6 +31,9 @@ TSNE_MAX_POINTS = 3000  # t-SNE beyond this is too slow on a laptop; PCA alone t
 
 @dataclass
 class ReportInputs:
+    """Everything `write_report` draws: summary rows, scores, the threshold, top explanations, an
+    embedding sample and the evaluation."""
+
     title: str
     summary: list[tuple[str, str]]  # rows of the summary table, already formatted
     scores: pl.DataFrame  # metadata_uid, time (epoch ms), family, service, anomaly_score, percentile, is_anomaly

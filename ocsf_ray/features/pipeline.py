@@ -146,6 +146,8 @@ def write_features(archive: CanonicalArchive, family: str, spec: FeatureSpec, ou
 
 @dataclass
 class FeaturizeResult:
+    """The FeatureSpec and feature row count of each family `featurize_archive` wrote."""
+
     specs: dict[str, FeatureSpec]
     rows: dict[str, int] = field(default_factory=dict)
 

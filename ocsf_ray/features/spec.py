@@ -98,6 +98,9 @@ class FeatureOptions:
 
 @dataclass(frozen=True)
 class CategoricalFeature:
+    """A text or integer column coded by its fitted vocabulary (codes from FIRST_CODE;
+    missing and unseen values have their own codes), after its normaliser."""
+
     column: str
     normaliser: str | None
     vocabulary: tuple[str, ...]  # value at index i has code FIRST_CODE + i
@@ -107,11 +110,14 @@ class CategoricalFeature:
 
     @property
     def cardinality(self) -> int:
+        """Number of codes, the reserved ones included (the embedding table's size)."""
         return FIRST_CODE + len(self.vocabulary)
 
 
 @dataclass(frozen=True)
 class NumericFeature:
+    """A number scaled robustly: (log1p(x) if `log1p` else x - median) / scale, clipped."""
+
     column: str
     log1p: bool  # non-negative and heavy-tailed: compress before scaling
     median: float
@@ -137,10 +143,12 @@ class FeatureSpec:
     day_of_week: bool = True
 
     def to_dict(self) -> dict:
+        """JSON-ready fields (one family of feature_spec.json)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "FeatureSpec":
+        """The spec `to_dict` wrote."""
         return cls(
             family=data["family"],
             rows=data["rows"],
@@ -161,6 +169,7 @@ class FeatureSpec:
 
 
 def save_specs(specs: dict[str, FeatureSpec], uri: str) -> None:
+    """Write `{"version": 1, "families": {family: spec}}` as JSON at `uri` (any filesystem)."""
     from ocsf_ray.io.sources import filesystem_for
 
     fs, inner, _ = filesystem_for(uri)
@@ -170,6 +179,7 @@ def save_specs(specs: dict[str, FeatureSpec], uri: str) -> None:
 
 
 def load_specs(uri: str) -> dict[str, FeatureSpec]:
+    """Family → FeatureSpec from a file `save_specs` wrote; OSError when it is missing."""
     from ocsf_ray.io.sources import filesystem_for
 
     fs, inner, _ = filesystem_for(uri)

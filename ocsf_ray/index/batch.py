@@ -27,6 +27,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def scores_dir(out: str) -> str:
+    """Where scores are written: `<out>/scores`."""
     return join_uri(out, "scores")
 
 
@@ -56,6 +57,8 @@ def unscored_rows(batch, family: str):
 
 
 def write_unscored(files: list[str], family: str, out: str) -> None:
+    """A family the bundle has no model for, written to the scores with null scores (every event
+    keeps a row)."""
     import ray.data
 
     columns = ["metadata_uid", "time", "service", "source_kind"]
@@ -66,6 +69,8 @@ def write_unscored(files: list[str], family: str, out: str) -> None:
 
 @dataclass
 class ScoreRun:
+    """Events scored per family, and those written with empty scores (no model in the bundle)."""
+
     scored: dict[str, int] = field(default_factory=dict)
     unscored: dict[str, int] = field(default_factory=dict)  # family -> events with no model
 

@@ -31,6 +31,13 @@ FUSION = "fisher"  # how ScoreCalibration fuses its terms; bundles indexed other
 
 @dataclass(frozen=True)
 class Calibration:
+    """A term's reference distribution, turning raw scores into tail probabilities,
+    percentiles and surprise (-log10 p): the empirical quantiles on a 1001-point grid,
+    with an exponential tail placed from the 90th-97th percentile spacing and SPOT's
+    exponential over the 99th percentile (Siffer et al., 2017, "Anomaly Detection in
+    Streams with Extreme Value Theory"). Fitted on the reference rows' scores; saved in
+    the bundle as a dict."""
+
     quantiles: tuple[float, ...]  # reference score at each of GRID's probabilities
     tail_quantile: float  # probability where the placed exponential tail starts (TAIL_QUANTILE)
     tail_scale: float  # its scale, from the TAIL_QUANTILE and FIT_QUANTILE quantiles' spacing
@@ -69,6 +76,7 @@ class Calibration:
         return np.where(scores > start, tail, np.maximum(body, 1.0 - quantile))
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
+        """100 * (1 - tail probability) per score [rows], 0-100."""
         return (100.0 * (1.0 - self.tail_probability(scores))).astype(np.float64)
 
     def surprise(self, scores: np.ndarray) -> np.ndarray:
@@ -76,10 +84,12 @@ class Calibration:
         return -np.log10(np.maximum(self.tail_probability(scores), 1e-300))
 
     def to_dict(self) -> dict:
+        """JSON-ready fields."""
         return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
+        """The calibration `to_dict` wrote."""
         return cls(tuple(data["quantiles"]), data["tail_quantile"], data["tail_scale"], data["reference_scores"],
                    data["top_scale"])
 
@@ -106,6 +116,7 @@ class NatsScale:
         return 100.0 * (1.0 - self.tail_probability(nats))
 
     def to_dict(self) -> dict:
+        """JSON-ready fields."""
         return {"kind": "nats"}
 
 
@@ -165,6 +176,7 @@ class ScoreCalibration:
         return cls(terms, Calibration.fit(fused))
 
     def to_dict(self) -> dict:
+        """JSON-ready fields."""
         return {"terms": {name: c.to_dict() for name, c in self.terms.items()}, "combined": self.combined.to_dict(),
                 "fusion": FUSION}
 

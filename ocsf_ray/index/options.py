@@ -52,4 +52,5 @@ class IndexOptions:
             raise ValueError("need " + ", ".join(problems))
 
     def to_dict(self) -> dict:
+        """JSON-ready fields."""
         return asdict(self)

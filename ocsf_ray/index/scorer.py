@@ -32,6 +32,8 @@ SCORE_SCHEMA = {
 
 @dataclass
 class Neighbours:
+    """The k nearest reference events of a batch of queries (`FamilyScorer.neighbours`)."""
+
     embeddings: np.ndarray  # [n, dim] of the queries
     distances: np.ndarray  # [n, k], NaN where fewer than k reference rows exist
     ids: np.ndarray  # [n, k] reference row positions, -1 where missing
@@ -70,10 +72,12 @@ class FamilyScorer:
 
     @property
     def threshold_(self) -> float:
+        """The reference scores' (1 - contamination) quantile, as PyOD's `threshold_`."""
         return float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
 
     @property
     def labels_(self) -> np.ndarray:
+        """Whether each reference row scores above `threshold_` [rows], bool."""
         return self.decision_scores_ > self.threshold_
 
     def decision_function(self, features: pl.DataFrame) -> np.ndarray:
@@ -82,12 +86,15 @@ class FamilyScorer:
 
     @classmethod
     def load(cls, bundle: str, family: str) -> "FamilyScorer":
+        """The fitted scorer of a bundle's family (its encoder, FeatureSpec, reference
+        index and calibration), on the best device present."""
         model = load_family(bundle, family)
         index = FamilyIndex.load(bundle, family, model.spec)
         return cls(model, index, index.options)
 
     @property
     def family(self) -> str:
+        """The event family this scorer was fitted on."""
         return self.model.family
 
     def neighbours(self, features: pl.DataFrame) -> Neighbours:

@@ -17,6 +17,8 @@ from ocsf_ray.index.options import IndexOptions
 
 @dataclass
 class IndexInfo:
+    """What was built for a reference: index kind (flat or IVF), rows, nlist, nprobe and measured recall@k."""
+
     kind: str  # "flat", "ivf_flat" or "ivf_pq"
     vectors: int
     nlist: int = 0
@@ -24,6 +26,7 @@ class IndexInfo:
     recall_at_k: float | None = None  # measured against exact search when approximate
 
     def to_dict(self) -> dict:
+        """JSON-ready fields."""
         return dict(self.__dict__)
 
 

@@ -80,6 +80,7 @@ def explain_top(bundle: str, out: str, n: int, top_features: int = 5) -> list[di
 
 
 def write_explanations(explanations: list[dict], out: str) -> str:
+    """Write the explanations as `<out>/explanations.json`; return its location."""
     fs, inner, _ = filesystem_for(join_uri(out, "explanations.json"))
     with fs.open_output_stream(inner) as stream:
         stream.write(json.dumps(explanations, indent=1).encode())

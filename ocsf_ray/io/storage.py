@@ -20,6 +20,7 @@ from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes
 
 
 def is_uri(path: str) -> bool:
+    """Whether `path` names cluster storage (`s3://...`) rather than a local path."""
     return "://" in path
 
 
@@ -30,6 +31,7 @@ def absolute(path: str) -> str:
 
 
 def read_bytes(uri: str) -> bytes:
+    """A whole file's bytes, local or on any pyarrow filesystem."""
     fs, inner, _ = filesystem_for(uri)
     with fs.open_input_stream(inner) as stream:
         return stream.read()
@@ -45,12 +47,14 @@ def read_parquet(uris: str | list[str], columns: list[str] | None = None) -> pl.
 
 
 def parquet_schema(uri: str) -> pl.Schema:
+    """A Parquet file's schema as Polars types, read from its footer alone."""
     fs, inner, _ = filesystem_for(uri)
     with fs.open_input_file(inner) as handle:
         return pl.from_arrow(pq.read_schema(handle).empty_table()).schema
 
 
 def read_json(uri: str):
+    """A JSON file's value, local or on any pyarrow filesystem."""
     return json.loads(read_bytes(uri))
 
 
@@ -60,6 +64,7 @@ def write_json(value, uri: str) -> None:
 
 
 def exists(uri: str) -> bool:
+    """Whether a file or directory exists there."""
     fs, inner, _ = filesystem_for(uri)
     return fs.get_file_info(inner).type != pafs.FileType.NotFound
 

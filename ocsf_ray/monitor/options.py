@@ -73,4 +73,5 @@ class MonitorOptions:
         return 1.0 - self.percentile / 100.0
 
     def to_dict(self) -> dict:
+        """JSON-ready fields."""
         return asdict(self)

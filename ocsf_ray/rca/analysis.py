@@ -47,6 +47,9 @@ class RcaInputs:
 
 @dataclass
 class RcaRun:
+    """What `run_rca` found: windows by start, each one's rankings, notes on what the
+    archive lacked, and AC@k against ground truth when incidents were given."""
+
     windows: list[Window]
     results: dict[str, dict]  # window id → rankings (method and baselines)
     notes: list[str]
@@ -54,6 +57,7 @@ class RcaRun:
 
 
 def missing_source_notes(present: set[str], dependencies: nx.DiGraph, declared: bool) -> list[str]:
+    """One note per source kind the archive lacks, and one when no dependency is known."""
     notes = [MISSING[kind] for kind in SOURCES if kind not in present]
     if not declared and dependencies.number_of_edges() == 0:
         notes.append("no service dependencies (no spans with parent ids, no --dependencies file): "

@@ -24,6 +24,9 @@ RANDOM_ORDERS = 200
 
 
 def robust_deviation(signals: pl.DataFrame, window: Window, options: RcaOptions) -> list[dict]:
+    """Signals ranked by their largest |value - median| / IQR in the window against the
+    baseline before it: a BARO-style robust score (Pham et al., 2024) without BARO's
+    Bayesian change-point detection and without a graph."""
     before = window.start - options.baseline_minutes * 60_000
     past = (signals.filter(pl.col("bucket").is_between(before, window.start, closed="left"))
             .group_by("service", "signal").agg(
@@ -40,6 +43,7 @@ def robust_deviation(signals: pl.DataFrame, window: Window, options: RcaOptions)
 
 
 def earliest_onset(nodes: pl.DataFrame) -> list[dict]:
+    """The window's anomalous signals ranked by onset (larger magnitude first on ties)."""
     ordered = nodes.sort("onset", "magnitude", "service", "signal", descending=[False, True, False, False])
     return with_ranks([{"service": r["service"], "signal": r["signal"], "score": float(r["onset"])}
                        for r in ordered.iter_rows(named=True)])

@@ -81,6 +81,12 @@ def _association(a: np.ndarray, b: np.ndarray) -> float:
 
 def build_causal_graph(signals: pl.DataFrame, window: Window, changes: pl.DataFrame,
                        dependencies: nx.DiGraph, options: RcaOptions) -> nx.DiGraph:
+    """The window's causal graph (see the module docstring for its nodes and edges):
+    node ids `<service>/<signal>` (attributes kind="signal", onset in epoch ms, magnitude
+    in z units, anomalous_buckets) and `<service>/change/<event_uid>` (kind="change");
+    edges carry `reason`, `lag_ms` and `weight` (|Pearson r| of the two anomaly series,
+    at least MIN_ASSOCIATION; for a change, e-fold decay per max_lag_minutes).
+    `dependencies`: caller → callee edges (`ocsf_ray.rca.dependencies`)."""
     nodes = window_nodes(signals, window, options)
     series = _series(signals, nodes, window, options)
     graph = nx.DiGraph(window=window.id, start=window.start, end=window.end)
@@ -153,6 +159,8 @@ def common_causes(symptoms) -> dict[str, int]:
 
 
 def candidate(node: dict, score: float) -> dict:
+    """A ranked candidate as the window's JSON lists it: service, signal, score (the
+    PageRank probability) and, for a config change, its event_uid."""
     found = {"service": node["service"], "signal": node["signal"], "score": round(float(score), 9)}
     if node.get("event_uid"):
         found["event_uid"] = node["event_uid"]

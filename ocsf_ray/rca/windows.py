@@ -35,16 +35,20 @@ CONTINUES = 0.5  # share of the previous segment's anomalous services still anom
 
 @dataclass(frozen=True)
 class Window:
+    """An incident window: [start, end) in epoch ms, with why it starts there."""
+
     id: str
     start: int  # epoch ms
     end: int  # epoch ms, end of the last busy bucket
     reason: str = ""  # why the window starts where it does
 
     def overlap(self, start: int, end: int) -> int:
+        """Milliseconds shared with [start, end)."""
         return max(0, min(self.end, end) - max(self.start, start))
 
 
 def window_id(start: int) -> str:
+    """`w<UTC start as %Y%m%dT%H%M%SZ>`: stable across runs, sortable by time."""
     return "w" + datetime.fromtimestamp(start / 1000, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 

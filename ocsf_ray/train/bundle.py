@@ -110,6 +110,20 @@ def encoded_families(manifest: dict) -> list[str]:
 
 
 def write_manifest(bundle: str, families: dict[str, dict], skipped: dict[str, str], options: dict) -> dict:
+    """Write `<bundle>/manifest.json` and return it. Its keys:
+
+    - `version`: `<UTC time>-<8 hex>`, new for every bundle; `created`: ISO time;
+    - `families`: family → its training summary: `rows`, `categorical`, `numeric` (feature
+      counts) and either `encoder: false` with a `note` (too few rows: scored by feature
+      k-NN and field rarity alone) or `train_rows`, `val_rows`, `validation_from_time_ms`,
+      `epochs_run`, `best_epoch`, `val_top1`, `val_loss`, `untrained_val_top1`;
+    - `skipped`: family → why it has no model (too few rows to score);
+    - `train_options`: `TrainOptions` as a dict plus `workers`;
+    - `libraries`: versions of torch, faiss, ray, polars, ... that wrote it;
+    - `index` (added by `ocsf_ray.index.index_bundle`): `options` (`IndexOptions`) and
+      `families` → index kind, reference rows, time shards, recall@k, distance median and p99.
+
+    A bundle without `index` was written before indexing and cannot score."""
     manifest = {
         "version": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
         "created": datetime.now(timezone.utc).isoformat(),
@@ -162,16 +176,20 @@ class FamilyModel:
 
 @dataclass
 class ModelBundle:
+    """Every family model of a bundle, loaded (`load_bundle`), with its manifest."""
+
     path: str
     manifest: dict
     families: dict[str, FamilyModel]
 
 
 def read_manifest(path: str) -> dict:
+    """A bundle's manifest (see `write_manifest`); raises OSError when it is missing."""
     return read_json(join_uri(path, MANIFEST))
 
 
 def family_spec(path: str, family: str) -> FeatureSpec:
+    """The FeatureSpec a bundle's family was trained with (scoring never refits it)."""
     return FeatureSpec.from_dict(read_json(join_uri(path, family, "feature_spec.json")))
 
 

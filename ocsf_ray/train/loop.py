@@ -71,6 +71,16 @@ def validate(model, shard, columns, options: TrainOptions, device) -> dict:
 
 
 def train_loop_per_worker(config: dict) -> None:
+    """One Ray Train worker's pretraining of a family's encoder (DDP across workers):
+    SCARF views (a `corruption_rate` share of each row's columns replaced by values from
+    other rows; Bahri et al., 2022) contrasted with NT-Xent (SimCLR; Chen et al., 2020),
+    plus an optional masked-feature loss. Early-stops when validation retrieval top-1 has
+    not improved for `patience` epochs; reports per-epoch metrics (train loss,
+    samples/s, val loss, top-1, alignment and uniformity) with a checkpoint from rank 0.
+
+    `config`: `options` (TrainOptions as a dict), `model` (ModelConfig as a dict),
+    `categorical` and `numeric` (the feature columns), `resume_from` (a checkpoint URI or
+    None). Datasets `train` and `val` come from the trainer."""
     import ray.train
     import ray.train.torch
 

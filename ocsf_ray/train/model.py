@@ -24,6 +24,9 @@ from torch.nn import functional as F
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The shape of a family's TabularResNet (Gorishniy et al., 2021, "Revisiting Deep
+    Learning Models for Tabular Data"), saved beside its weights as model_config.json."""
+
     cardinalities: tuple[int, ...]  # per categorical column: codes 0..cardinality-1
     n_numeric: int
     d_model: int = 128
@@ -39,10 +42,12 @@ class ModelConfig:
         return [min(self.max_category_dim, max(4, round(1.6 * math.log2(c + 1) * 2))) for c in self.cardinalities]
 
     def to_dict(self) -> dict:
+        """JSON-ready fields (model_config.json)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        """The config `to_dict` wrote."""
         return cls(**{**data, "cardinalities": tuple(data["cardinalities"])})
 
 
@@ -57,6 +62,7 @@ class ResidualBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[batch, d_model] → [batch, d_model]."""
         h = self.dropout(F.relu(self.linear_in(self.norm(x))))
         return x + self.dropout(self.linear_out(h))
 
@@ -86,6 +92,8 @@ class TabularResNet(nn.Module):
         return torch.cat(parts, dim=1)
 
     def forward(self, codes: torch.Tensor, numerics: torch.Tensor) -> torch.Tensor:
+        """codes [batch, categoricals] int64, numerics [batch, n_numeric] float32 →
+        L2-normalised embeddings [batch, embedding_dim] (what the k-NN index searches)."""
         x = self.input(self.features(codes, numerics))
         x = self.norm(self.blocks(x))
         return F.normalize(self.output(x), dim=1)
@@ -101,6 +109,7 @@ class ProjectionHead(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """[batch, embedding_dim] → [batch, projection_dim]."""
         return self.net(z)
 
 
@@ -120,5 +129,7 @@ class ContrastiveModel(nn.Module):
         self.mask_heads = nn.Linear(config.embedding_dim, n_columns) if masked_feature_heads and n_columns else None
 
     def forward(self, codes: torch.Tensor, numerics: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embedding [batch, embedding_dim], projection [batch, projection_dim]); the
+        NT-Xent loss reads the projection, search the embedding (SimCLR's split)."""
         z = self.encoder(codes, numerics)
         return z, self.head(z)

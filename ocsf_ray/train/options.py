@@ -49,4 +49,5 @@ class TrainOptions:
             raise ValueError("need " + ", ".join(problems))
 
     def to_dict(self) -> dict:
+        """JSON-ready fields."""
         return asdict(self)

@@ -22,6 +22,7 @@ from ocsf_ray.train.options import MIN_SCORED_ROWS, TrainOptions
 
 
 def model_config_for(features: FamilyFeatures, options: TrainOptions) -> ModelConfig:
+    """The TabularResNet shape for a family's feature columns and the training options."""
     categorical, numeric = features.columns
     return ModelConfig(
         cardinalities=tuple(f.cardinality for f in features.spec.categorical),
@@ -31,6 +32,7 @@ def model_config_for(features: FamilyFeatures, options: TrainOptions) -> ModelCo
 
 
 def gpu_available() -> bool:
+    """Whether the Ray cluster has a GPU (training then uses one per worker)."""
     import ray
 
     return ray.cluster_resources().get("GPU", 0) >= 1
@@ -38,6 +40,9 @@ def gpu_available() -> bool:
 
 @dataclass
 class FamilyRun:
+    """One family's finished training: per-epoch history, best checkpoint, model shape and its
+    train/validation split."""
+
     family: str
     history: list[dict]
     checkpoint: str  # the best epoch's checkpoint: a local directory or a URI
@@ -96,6 +101,8 @@ def train_family(
 
 @dataclass
 class BundleResult:
+    """A trained bundle: where it is, its manifest (`write_manifest`) and each family's run."""
+
     path: str
     manifest: dict
     runs: dict[str, FamilyRun] = field(default_factory=dict)
