@@ -37,7 +37,7 @@ def work(job) -> dict:
     changed = {k: v for k, v in (("epochs", args.epochs), ("max_batches_per_epoch", args.max_batches_per_epoch)) if v is not None}
     settings = dataclasses.replace(champion_train_options(manifest), **changed)
     found = pipeline.monitor(args.model, args.current, args.out, options, args.retrain, settings,
-                             manifest["train_options"].get("workers", 2), LogProgress())
+                             manifest.workers, LogProgress())
     return found.report
 
 

@@ -38,7 +38,7 @@ def work(job) -> dict:
     inputs, out, options = job
     result = run_pipeline(inputs, out, options, LogProgress())
     return {"out": out, "events": result.featurized.archive.rows_read, "accepted": result.featurized.archive.accepted,
-            "families": sorted(result.trained.manifest["families"]), "bundle": result.trained.bundle,
+            "families": sorted(result.trained.manifest.families), "bundle": result.trained.bundle,
             "auroc": result.evaluation["method"]["auroc"] if result.evaluation else None,
             "rca_windows": len(result.rca.windows) if result.rca else None, "report": result.report,
             "elapsed_s": round(result.elapsed_s, 1)}

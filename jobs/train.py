@@ -36,8 +36,8 @@ def work(job) -> dict:
     args, options, index_options = job
     trained = pipeline.train(args.features, args.out, options, index_options, args.workers, args.gpu, args.resume,
                              args.family, LogProgress())
-    return {"bundle": trained.bundle, "version": trained.manifest["version"], "families": sorted(trained.manifest["families"]),
-            "skipped": trained.manifest["skipped"]}
+    return {"bundle": trained.bundle, "version": trained.manifest.version, "families": sorted(trained.manifest.families),
+            "skipped": trained.manifest.skipped}
 
 
 if __name__ == "__main__":

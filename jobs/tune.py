@@ -23,7 +23,7 @@ def parse():
 
 def work(args) -> dict:
     tuned = pipeline.tune(checks.load_sweep(args.config), args.features, args.out, args.family, LogProgress())
-    return {"family": tuned.family, "bundle": args.out, "version": tuned.manifest["version"], "trials": tuned.trials}
+    return {"family": tuned.family, "bundle": args.out, "version": tuned.manifest.version, "trials": tuned.trials}
 
 
 if __name__ == "__main__":

@@ -42,16 +42,18 @@ def found_ground_truth(inputs: list[str], name: str = "labels.parquet") -> str |
     return None
 
 
-def indexed_manifest(bundle: str) -> dict:
+def indexed_manifest(bundle: str):
     """A bundle's manifest; raises InputError when `bundle` is not a bundle or was
     written before indexing."""
-    from ocsf_ray.train.bundle import read_manifest
+    from ocsf_ray.train.manifest import BundleVersionError, Manifest
 
     try:
-        manifest = read_manifest(bundle)
+        manifest = Manifest.read(bundle)
+    except BundleVersionError as err:
+        raise InputError(str(err)) from None
     except (OSError, ValueError) as err:
         raise InputError(f"not a model bundle: {bundle} ({err.__class__.__name__}: {err})") from None
-    if "index" not in manifest:
+    if manifest.index is None:
         raise InputError(f"bundle {bundle} has no index: it was written before indexing; train it again")
     return manifest
 

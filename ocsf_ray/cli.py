@@ -293,7 +293,7 @@ def monitor(
     options = checked(MonitorOptions, percentile=_percentile(percentile, None), max_rows=max_rows, errors=(ValueError,))
     changed = {k: v for k, v in (("epochs", epochs), ("max_batches_per_epoch", max_batches_per_epoch)) if v is not None}
     settings = checked(dataclasses.replace, champion_train_options(manifest), **changed, errors=(ValueError,))
-    workers = manifest["train_options"].get("workers", 2)
+    workers = manifest.workers
     start_ray(num_cpus or max(4, workers + 2))
     with ProgressView() as view:
         found = pipeline.monitor(model, current, out, options, retrain, settings, workers, view)

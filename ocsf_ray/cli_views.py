@@ -91,17 +91,17 @@ def show_featurized(featurized, out: str) -> None:
 def show_trained(trained) -> None:
     """Each family's training (epochs, validation top-1 against the untrained model) and index."""
     manifest = trained.manifest
-    table = _table(f"model bundle {manifest['version']}",
+    table = _table(f"model bundle {manifest.version}",
                    ("family", "rows", "epochs", "best epoch", "val top-1", "untrained top-1", "index", "ref. k-NN p99"))
-    for name, info in manifest["families"].items():
+    for name, info in manifest.families.items():
         index = trained.index[name]
         kind = index["kind"] + (f" recall@k {index['recall_at_k']:.3f}" if index["recall_at_k"] is not None else "")
-        fitted = (str(info["epochs_run"]), str(info["best_epoch"]), f"{info['val_top1']:.3f}",
-                  f"{info['untrained_val_top1']:.3f}") if info.get("encoder", True) else ("no encoder", "-", "-", "-")
-        table.add_row(name, f"{info['rows']:,}", *fitted, f"{kind} ({index['reference_rows']:,})",
+        fitted = (str(info.epochs_run), str(info.best_epoch), f"{info.val_top1:.3f}",
+                  f"{info.untrained_val_top1:.3f}") if info.encoder else ("no encoder", "-", "-", "-")
+        table.add_row(name, f"{info.rows:,}", *fitted, f"{kind} ({index['reference_rows']:,})",
                       f"{index['distance_p99']:.3f}")
     console.print(table)
-    for name, reason in manifest["skipped"].items():
+    for name, reason in manifest.skipped.items():
         console.print(f"skipped {name}: {reason}", highlight=False)
     console.print(f"bundle: {trained.bundle}", highlight=False)
 
@@ -114,7 +114,7 @@ def show_sweep(tuned, sweep, out: str) -> None:
         table.add_row(*(f"{trial[k]:.4g}" if isinstance(trial[k], float) else str(trial[k]) for k in keys),
                       str(trial["epochs"]), f"{trial['best_val_top1'] or 0:.3f}")
     console.print(table)
-    console.print(f"best trial exported to {out} (version {tuned.manifest['version']})", highlight=False)
+    console.print(f"best trial exported to {out} (version {tuned.manifest.version})", highlight=False)
 
 
 def show_scores(out: str, explanations: list[dict], unscored: dict[str, int] | None = None, show: int = 10) -> None:

@@ -31,6 +31,7 @@ from ocsf_ray.io.storage import copy_tree, exists, is_uri, read_json, remove
 from ocsf_ray.rca import RcaOptions, run_rca, source_kinds
 from ocsf_ray.rca.analysis import RcaRun
 from ocsf_ray.train import TrainOptions, train_bundle
+from ocsf_ray.train.manifest import Manifest
 
 Progress = Callable[..., None]  # on_progress(step: str, done: int, total: int | None, detail: str = "")
 FEATURIZE_OUTPUTS = ["canonical", "features", "rejects", "feature_spec.json"]
@@ -98,7 +99,7 @@ class Trained:
     (kind, reference rows, recall@k, distance percentiles; see `ocsf_ray.index.index_bundle`)."""
 
     bundle: str
-    manifest: dict
+    manifest: Manifest
     index: dict[str, dict]
 
 
@@ -111,8 +112,8 @@ def train(features: str, bundle: str, options: TrainOptions = TrainOptions(), in
     result = train_bundle(features, bundle, options, workers=workers, use_gpu=use_gpu, resume=resume,
                           families=families or None,
                           on_family=lambda name, done, total: on_progress("train", done, total, name))
-    if not result.manifest["families"]:
-        raise InputError(f"no family had enough rows to train on: {result.manifest['skipped']}")
+    if not result.manifest.families:
+        raise InputError(f"no family had enough rows to train on: {result.manifest.skipped}")
     built = index_bundle(bundle, features, index_options,
                          on_family=lambda name, done, total: on_progress("index", done, total, name))
     return Trained(bundle, result.manifest, built)
@@ -125,7 +126,7 @@ class Tuned:
 
     family: str
     rows: int
-    manifest: dict
+    manifest: Manifest
     trials: list[dict]
 
 
@@ -219,8 +220,8 @@ def report(out: str, trained: Trained, archive: CanonicalArchive, percentile: fl
 
     counts = score_counts(out)
     scores = read_scores(out, ["metadata_uid", "time", "family", "service", "anomaly_score", "percentile", "is_anomaly"], 1_000_000)
-    families = trained.manifest["families"]
-    largest = max(families, key=lambda f: families[f]["rows"])
+    families = trained.manifest.families
+    largest = max(families, key=lambda f: families[f].rows)
     embeddings, embedded_scores, flagged = embedding_sample(trained.bundle, out, largest, 1500, percentile)
     summary = [
         ("events read", f"{archive.rows_read:,}"), ("accepted", f"{archive.accepted:,}"),
@@ -228,7 +229,7 @@ def report(out: str, trained: Trained, archive: CanonicalArchive, percentile: fl
         ("families", str(len(archive.families))),
         ("scored", f"{int(counts['scored'].sum()):,}"), ("flagged", f"{int(counts['flagged'].sum()):,}"),
         ("threshold", f"percentile {percentile:g} of each family's reference scores"),
-        ("model bundle", f"{trained.bundle} (version {trained.manifest['version']})"),
+        ("model bundle", f"{trained.bundle} (version {trained.manifest.version})"),
         ("elapsed", f"{elapsed_s:.0f} s"),
     ]
     return write_report(out, ReportInputs(

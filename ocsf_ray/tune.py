@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ocsf_ray.io.sources import join_uri
 from ocsf_ray.io.storage import read_bytes
-from ocsf_ray.train.bundle import checkpoint_uri, read_history, reset_bundle_dir, write_family, write_manifest
+from ocsf_ray.train.bundle import checkpoint_uri, read_history, reset_bundle_dir, write_family
+from ocsf_ray.train.manifest import Manifest
 from ocsf_ray.train.data import FamilyFeatures
 from ocsf_ray.train.options import TrainOptions
 from ocsf_ray.train.trainer import family_trainer, model_config_for
@@ -130,5 +131,6 @@ def run_sweep(sweep: SweepConfig, features: FamilyFeatures, out: str):
     ]
     summary = {features.family: {"rows": features.rows, "val_top1": float(best_row["val_top1"]),
                                  "best_epoch": int(best_row["epoch"]), "chosen": chosen}}
-    manifest = write_manifest(out, summary, {}, {**options.to_dict(), "sweep_trials": trials})
+    manifest = Manifest.new(summary, {}, {**options.to_dict(), "sweep_trials": trials})
+    manifest.write(out)
     return manifest, trials

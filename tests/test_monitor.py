@@ -65,7 +65,7 @@ def system(ray_session, tmp_path_factory):
     save_specs(specs, os.path.join(features, "feature_spec.json"))
     bundle = str(root / "bundle")
     trained = train_bundle(features, bundle, CHAMPION, workers=1)
-    assert sorted(trained.manifest["families"]) == FAMILIES
+    assert sorted(trained.manifest.families) == FAMILIES
     index_bundle(bundle, features, IndexOptions())
     return root, bundle
 

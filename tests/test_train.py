@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import polars as pl
@@ -10,6 +12,7 @@ import pytest
 
 from ocsf_ray.io import IngestOptions, canonicalize, plan_chunks, read_chunk, resolve_inputs
 from ocsf_ray.train import TrainOptions, load_bundle, train_bundle
+from ocsf_ray.train.manifest import Manifest
 from ocsf_shapes import api_events
 
 OPTIONS = TrainOptions(epochs=6, batch_size=32, d_model=32, n_blocks=2, embedding_dim=16,
@@ -30,8 +33,9 @@ def test_two_workers_lower_the_loss_and_beat_the_untrained_model(trained):
     assert max(m["val_top1"] for m in epochs) > untrained["val_top1"]
     assert all(m["samples_per_s"] > 0 for m in epochs)
     manifest = trained.manifest
-    assert manifest["families"]["6003_log"]["train_rows"] + manifest["families"]["6003_log"]["val_rows"] == 1500
-    assert "torch" in manifest["libraries"] and manifest["version"]
+    assert manifest.families["6003_log"].train_rows + manifest.families["6003_log"].val_rows == 1500
+    assert "torch" in manifest.libraries and manifest.version
+    assert Manifest.read(trained.path) == manifest  # what was written reads back the same
 
 
 def test_resume_continues_where_it_stopped(featurized, object_store, tmp_path):
@@ -71,8 +75,8 @@ def test_a_family_too_small_for_an_encoder_is_scored_by_its_feature_terms(featur
 
     bundle = str(tmp_path / "b")
     result = train_bundle(featurized, bundle, TrainOptions(**{**OPTIONS.to_dict(), "min_rows": 10**6}))
-    info = result.manifest["families"]["6003_log"]
-    assert info["encoder"] is False and "min_rows" in info["note"] and result.manifest["skipped"] == {}
+    info = result.manifest.families["6003_log"]
+    assert info.encoder is False and "min_rows" in info.note and result.manifest.skipped == {}
     index_bundle(bundle, featurized, IndexOptions())
     scorer = FamilyScorer.load(bundle, "6003_log")
     assert not scorer.model.has_encoder and set(scorer.index.calibration.terms) == {"features", "rarity"}
@@ -81,3 +85,31 @@ def test_a_family_too_small_for_an_encoder_is_scored_by_its_feature_terms(featur
     scored = scorer.score(features)
     assert scored["anomaly_score"].null_count() == 0 and scored["knn_distance"].null_count() == features.height
     assert 0.005 <= scored["is_anomaly"].mean() <= 0.03
+
+
+def test_manifests_of_another_schema_version_are_refused_in_one_line(tmp_path):
+    """A manifest without `schema_version` (bundles before it existed) reads as version 1;
+    one from a newer ocsf-ray, or one that does not fit the schema, is refused with a
+    message naming the versions, and the CLI says it in one line."""
+    from ocsf_ray.checks import indexed_manifest
+    from ocsf_ray.io import InputError
+    from ocsf_ray.train.manifest import SCHEMA_VERSION, BundleVersionError
+
+    legacy = {"version": "v1", "created": "2026-11-01T00:00:00+00:00", "skipped": {}, "train_options": {"workers": 3},
+              "families": {"6003_log": {"rows": 900, "train_rows": 800, "val_rows": 100, "val_top1": 0.5}},
+              "index": {"options": {"k": 20}, "families": {"6003_log": {"kind": "flat"}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(legacy))
+    manifest = indexed_manifest(str(tmp_path))
+    assert manifest.schema_version == 1 and manifest.workers == 3 and manifest.encoded_families == ["6003_log"]
+    (tmp_path / "manifest.json").write_text(json.dumps(legacy | {"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(BundleVersionError, match=f"schema version {SCHEMA_VERSION + 1}; this ocsf-ray reads"):
+        Manifest.read(str(tmp_path))
+    with pytest.raises(InputError, match="upgrade ocsf-ray"):
+        indexed_manifest(str(tmp_path))
+    (tmp_path / "manifest.json").write_text(json.dumps(legacy | {"families": {"6003_log": {"rows": "many"}}}))
+    with pytest.raises(BundleVersionError, match="families.6003_log.rows"):
+        Manifest.read(str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "ocsf_ray.cli", "score", str(tmp_path), "--model", str(tmp_path),
+                             "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "does not fit" in result.stderr

@@ -37,11 +37,11 @@ def test_smoke_sweep_runs_trials_and_exports_the_best(featurized, tmp_path):
     assert len(trials) >= 2
     scores = [t["best_val_top1"] for t in trials]
     assert all(s is not None for s in scores)
-    chosen = manifest["families"]["6003_log"]
-    assert chosen["val_top1"] == pytest.approx(max(scores))
+    chosen = manifest.families["6003_log"]
+    assert chosen.val_top1 == pytest.approx(max(scores))
     bundle = load_bundle(str(tmp_path / "bundle"))
     model = bundle.families["6003_log"]
-    assert model.model.config.d_model == chosen["chosen"]["d_model"]
+    assert model.model.config.d_model == chosen.chosen["d_model"]
     rows = pl.read_parquet(features.files[0]).head(10)
     embeddings = model.embed_features(rows)
     assert embeddings.shape == (10, 16) and np.isfinite(embeddings).all()

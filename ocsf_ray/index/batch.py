@@ -20,7 +20,8 @@ from ocsf_ray.index.build import BATCH_ROWS, actor_pool, bound
 from ocsf_ray.index.scorer import SCORE_SCHEMA, ScoreBatches
 from ocsf_ray.io.ingest import CanonicalArchive
 from ocsf_ray.io.sources import join_uri
-from ocsf_ray.train.bundle import family_spec, read_manifest
+from ocsf_ray.train.bundle import family_spec
+from ocsf_ray.train.manifest import Manifest
 from ocsf_ray.train.data import discover_features
 
 Progress = Callable[[str, int, int], None]
@@ -78,7 +79,7 @@ class ScoreRun:
 def score_featurized(bundle: str, features_root: str, out: str, percentile: float,
                      on_progress: Progress | None = None) -> ScoreRun:
     """Score every family of a `featurize` output made with this bundle's specs."""
-    families = read_manifest(bundle)["families"]
+    families = Manifest.read(bundle).families
     run = ScoreRun()
     found = discover_features(features_root)
     for i, (family, features) in enumerate(found.items()):
@@ -99,7 +100,7 @@ def score_archive(bundle: str, archive: CanonicalArchive, out: str, percentile: 
                   on_progress: Progress | None = None) -> ScoreRun:
     """Featurize an ingested archive with the bundle's own FeatureSpecs (never refitted)
     and score it; families the bundle does not know are written unscored."""
-    families = read_manifest(bundle)["families"]
+    families = Manifest.read(bundle).families
     run = ScoreRun()
     for family in archive.families:
         if family not in families:
@@ -116,7 +117,7 @@ def score_archive(bundle: str, archive: CanonicalArchive, out: str, percentile: 
 def write_bundle_features(bundle: str, archive: CanonicalArchive, out: str, on_family=None) -> list[str]:
     """`<out>/features/<family>/` and `<out>/feature_spec.json` of every archive family the
     bundle models, made with the bundle's own FeatureSpecs (never refitted); the families."""
-    modelled = [f for f in archive.families if f in read_manifest(bundle)["families"]]
+    modelled = [f for f in archive.families if f in Manifest.read(bundle).families]
     specs: dict[str, FeatureSpec] = {}
     for i, family in enumerate(modelled):
         if on_family:

@@ -15,10 +15,9 @@ import polars as pl
 from ocsf_ray.index.options import IndexOptions
 from ocsf_ray.index.reference import FamilyIndex
 from ocsf_ray.index.scorer import EmbedBatches, FamilyScorer
-from ocsf_ray.io.sources import join_uri
-from ocsf_ray.io.storage import write_json
 from ocsf_ray.runtime import collect
-from ocsf_ray.train.bundle import MANIFEST, load_family, read_manifest
+from ocsf_ray.train.bundle import load_family
+from ocsf_ray.train.manifest import IndexEntry, Manifest
 from ocsf_ray.train.data import FamilyFeatures, discover_features
 
 BATCH_ROWS = 4096
@@ -72,15 +71,15 @@ def index_family(bundle: str, features: FamilyFeatures, options: IndexOptions) -
 def index_bundle(bundle: str, features_root: str, options: IndexOptions = IndexOptions(),
                  on_family: Callable[[str, int, int], None] | None = None) -> dict[str, dict]:
     """Index every family of a bundle from a `featurize` output; record it in the manifest."""
-    manifest = read_manifest(bundle)
+    manifest = Manifest.read(bundle)
     found = discover_features(features_root)
-    missing = [f for f in manifest["families"] if f not in found]
+    missing = [f for f in manifest.families if f not in found]
     if missing:
         raise ValueError(f"{features_root} has no features for {', '.join(missing)}")
     summary = {}
-    for i, family in enumerate(manifest["families"]):
+    for i, family in enumerate(manifest.families):
         if on_family:
-            on_family(family, i, len(manifest["families"]))
+            on_family(family, i, len(manifest.families))
         built = index_family(bundle, found[family], options)
         built.save(bundle)
         terms = built.calibration.terms
@@ -90,7 +89,7 @@ def index_bundle(bundle: str, features_root: str, options: IndexOptions = IndexO
             "distance_median": float(quantiles[500]), "distance_p99": float(quantiles[990]),
         }
     if on_family:
-        on_family("", len(manifest["families"]), len(manifest["families"]))
-    manifest["index"] = {"options": options.to_dict(), "families": summary}
-    write_json(manifest, join_uri(bundle, MANIFEST))
+        on_family("", len(manifest.families), len(manifest.families))
+    manifest.index = IndexEntry(options=options.to_dict(), families=summary)
+    manifest.write(bundle)
     return summary

@@ -28,7 +28,7 @@ from ocsf_ray.index.scorer import FamilyScorer
 from ocsf_ray.io.canonical import canonicalize
 from ocsf_ray.io.options import IngestOptions
 from ocsf_ray.io.records import ROW, frame_records
-from ocsf_ray.train.bundle import read_manifest
+from ocsf_ray.train.manifest import BundleVersionError, Manifest
 
 SOURCE = "request"  # an event without metadata.uid is named `request:<position>`
 RESULT_COLUMNS = ["metadata_uid", "family", "anomaly_score", "percentile", "is_anomaly"]
@@ -49,7 +49,7 @@ class ServedBundle:
     """Every family's model, index and calibration, loaded before anything scores."""
 
     path: str
-    manifest: dict
+    manifest: Manifest
     scorers: dict[str, FamilyScorer]
 
     @classmethod
@@ -58,15 +58,17 @@ class ServedBundle:
         whole, so any failure here (missing file, corrupt weights or index) is a reason
         to keep the old one, whatever its type."""
         try:
-            manifest = read_manifest(path)
+            manifest = Manifest.read(path)
+        except BundleVersionError as err:
+            raise BundleError(str(err)) from err
         except Exception as err:
             raise BundleError(f"not a model bundle: {path} ({one_line(err)})") from err
-        if "index" not in manifest:
+        if manifest.index is None:
             raise BundleError(f"bundle {path} has no index: it was written before indexing; train it again")
-        if not manifest.get("families"):
+        if not manifest.families:
             raise BundleError(f"bundle {path} has no trained family")
         scorers = {}
-        for family in manifest["families"]:
+        for family in manifest.families:
             try:
                 scorers[family] = FamilyScorer.load(path, family)
             except Exception as err:
@@ -75,7 +77,7 @@ class ServedBundle:
 
     @property
     def version(self) -> str:
-        return self.manifest["version"]
+        return self.manifest.version
 
     def describe(self) -> dict:
         """Version, path and each family's feature counts (what /v1/model shows)."""

@@ -35,7 +35,8 @@ from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes, write_par
 from ocsf_ray.io.storage import copy_tree, exists, is_uri, read_bytes
 from ocsf_ray.monitor.current import features_since
 from ocsf_ray.monitor.options import MonitorOptions
-from ocsf_ray.train.bundle import MANIFEST, encoded_families, load_family, read_manifest
+from ocsf_ray.train.bundle import load_family
+from ocsf_ray.train.manifest import MANIFEST, Manifest
 from ocsf_ray.train.data import discover_features, time_cutoff
 from ocsf_ray.train.loop import validate
 from ocsf_ray.train.options import TrainOptions
@@ -44,10 +45,10 @@ from ocsf_ray.train.trainer import train_bundle
 Progress = Callable[[str, int, int], None]
 
 
-def champion_train_options(manifest: dict) -> TrainOptions:
+def champion_train_options(manifest: Manifest) -> TrainOptions:
     """The TrainOptions a bundle was trained with (its manifest also records `workers`)."""
     names = {f.name for f in dataclasses.fields(TrainOptions)}
-    return TrainOptions(**{k: v for k, v in manifest["train_options"].items() if k in names})
+    return TrainOptions(**{k: v for k, v in manifest.train_options.items() if k in names})
 
 
 def challenger_features(archive: CanonicalArchive, root: str, families: list[str],
@@ -110,8 +111,8 @@ def compare(champion: str, challenger: str, champion_root: str, challenger_root:
             options: MonitorOptions) -> dict[str, dict]:
     """Per family: both bundles' val_top1 on the same held-out events, with the champion's
     validation settings."""
-    settings = champion_train_options(read_manifest(champion))
-    trained = encoded_families(read_manifest(challenger))
+    settings = champion_train_options(Manifest.read(champion))
+    trained = Manifest.read(challenger).encoded_families
     found = {}
     for family, cutoff in cutoffs.items():
         rows = features_since(champion_root, family, cutoff, options.max_rows, options.seed)
@@ -153,7 +154,7 @@ def promote(champion: str, challenger: str, backups: str) -> str:
     half-copied bundle. Object stores have no rename: there the challenger's files are
     copied over the champion's (both model the same families, `decide` saw to that) and
     its manifest last, since readers take a bundle's version from its manifest."""
-    backup = join_uri(backups, read_manifest(champion)["version"])
+    backup = join_uri(backups, Manifest.read(champion).version)
     if exists(backup):
         backup = f"{backup}-{uuid.uuid4().hex[:8]}"
     copy_tree(champion, backup)
@@ -176,8 +177,8 @@ def retrain_challenger(champion: str, archive: CanonicalArchive, root: str, opti
     """Train a challenger on the current data (all but the held-out slice), measure both
     bundles on the held-out slice, and promote the challenger when it is not worse; the
     report's `challenger` section. `train_options` / `workers` default to the champion's."""
-    manifest = read_manifest(champion)
-    families = [f for f in manifest["families"] if f in archive.families]
+    manifest = Manifest.read(champion)
+    families = [f for f in manifest.families if f in archive.families]
     outcome = {"bundle": join_uri(root, "challenger"), "holdout_fraction": options.holdout_fraction,
                "families": {}, "promoted": False, "winner": "champion", "backup": None}
     if not families:
@@ -189,16 +190,16 @@ def retrain_challenger(champion: str, archive: CanonicalArchive, root: str, opti
     step("train challenger", 1, 3)
     settings = train_options or champion_train_options(manifest)
     trained = train_bundle(train_root, outcome["bundle"], settings,
-                           workers=workers or manifest["train_options"].get("workers", 2))
-    if trained.manifest["families"]:
-        index_bundle(outcome["bundle"], train_root, IndexOptions(**manifest["index"]["options"]))
+                           workers=workers or manifest.workers)
+    if trained.manifest.families:
+        index_bundle(outcome["bundle"], train_root, IndexOptions(**manifest.index.options))
     step("compare on held-out data", 2, 3)
-    encoded = encoded_families(manifest)  # families without an encoder have no val_top1 to compare
+    encoded = manifest.encoded_families  # families without an encoder have no val_top1 to compare
     compared = compare(champion, outcome["bundle"], join_uri(root, "current"), data_root,
                        {f: cutoff for f, cutoff in cutoffs.items() if f in encoded}, options)
     promoted, reason = decide(compared, encoded)
     outcome |= {
-        "version": trained.manifest["version"], "skipped": trained.manifest["skipped"], "families": compared,
+        "version": trained.manifest.version, "skipped": trained.manifest.skipped, "families": compared,
         "champion_val_top1": weighted_top1(compared, "champion"),
         "challenger_val_top1": weighted_top1(compared, "challenger"),
         "promoted": promoted, "winner": "challenger" if promoted else "champion", "reason": reason,

@@ -20,7 +20,7 @@ from ocsf_ray.io.storage import write_json
 from ocsf_ray.monitor.current import featurize_with_bundle, sample_features
 from ocsf_ray.monitor.drift import embedding_drift, feature_drift, score_drift
 from ocsf_ray.monitor.options import MonitorOptions
-from ocsf_ray.train.bundle import read_manifest
+from ocsf_ray.train.manifest import Manifest
 
 Progress = Callable[[str, int, int], None]
 REPORT = "report.json"
@@ -55,7 +55,7 @@ def monitor_archive(bundle: str, archive: CanonicalArchive, root: str, options: 
                     on_progress: Progress | None = None) -> dict:
     """Featurize an ingested archive with the bundle's specs under `<root>/current` and
     check every family the bundle models; the report (not yet written)."""
-    manifest = read_manifest(bundle)
+    manifest = Manifest.read(bundle)
     step = on_progress or (lambda description, done, total: None)
     found = featurize_with_bundle(bundle, archive, join_uri(root, "current"),
                                   on_family=lambda family, done, total: step(f"features {family}", done, total))
@@ -73,12 +73,12 @@ def monitor_archive(bundle: str, archive: CanonicalArchive, root: str, options: 
     retrain, reasons = recommendation(families, unmodelled)
     return {
         "created": datetime.now(timezone.utc).isoformat(),
-        "bundle": bundle, "bundle_version": manifest["version"],
+        "bundle": bundle, "bundle_version": manifest.version,
         "events": {"read": archive.rows_read, "accepted": archive.accepted, "rejected": archive.rejected},
         "options": options.to_dict(),
         "families": families,
         "unmodelled_families": unmodelled,
-        "absent_families": [f for f in manifest["families"] if f not in archive.families],
+        "absent_families": [f for f in manifest.families if f not in archive.families],
         "retrain_recommended": retrain, "reasons": reasons,
     }
 

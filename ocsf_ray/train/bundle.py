@@ -4,7 +4,7 @@ A bundle may live on local disk or on cluster storage (a URI): it is read and wr
 only through `ocsf_ray.io.storage`, so the scoring actors and Serve replicas on any node
 load the same bundle the driver wrote.
 
-    <bundle>/manifest.json                 version, created, per-family data summary, library versions
+    <bundle>/manifest.json                 `ocsf_ray.train.manifest.Manifest`: version, per-family summary, index
     <bundle>/<family>/model.pt             encoder weights (no projection head: it is for training only)
     <bundle>/<family>/model_config.json
     <bundle>/<family>/feature_spec.json
@@ -18,11 +18,7 @@ terms alone (`FamilyModel.embed_features` is then the scaled feature vector).
 from __future__ import annotations
 
 import io
-import platform
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import metadata
 
 import numpy as np
 import polars as pl
@@ -32,21 +28,10 @@ from ocsf_ray.features.spec import FeatureSpec
 from ocsf_ray.features.transform import extract, feature_columns, feature_vectors
 from ocsf_ray.io.sources import filesystem_for, join_uri, write_bytes
 from ocsf_ray.io.storage import children, exists, is_uri, read_bytes, read_json, remove, write_json
+from ocsf_ray.train.manifest import Manifest
 from ocsf_ray.train.model import ModelConfig, TabularResNet
 
-MANIFEST = "manifest.json"
 STATE = "state.pt"  # a training checkpoint's one file (train/loop.py writes it)
-
-
-def library_versions() -> dict[str, str]:
-    names = ("ocsf-ray", "ray", "torch", "polars", "pyarrow", "numpy", "faiss-gpu", "faiss-cpu")
-    found = {"python": platform.python_version()}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def _torch_load(uri: str, **options):
@@ -104,38 +89,6 @@ def write_feature_family(bundle: str, family: str, spec: FeatureSpec) -> None:
     write_json(spec.to_dict(), join_uri(bundle, family, "feature_spec.json"))
 
 
-def encoded_families(manifest: dict) -> list[str]:
-    """The manifest's families that have an encoder (all but those too small to train one)."""
-    return [family for family, info in manifest["families"].items() if info.get("encoder", True)]
-
-
-def write_manifest(bundle: str, families: dict[str, dict], skipped: dict[str, str], options: dict) -> dict:
-    """Write `<bundle>/manifest.json` and return it. Its keys:
-
-    - `version`: `<UTC time>-<8 hex>`, new for every bundle; `created`: ISO time;
-    - `families`: family → its training summary: `rows`, `categorical`, `numeric` (feature
-      counts) and either `encoder: false` with a `note` (too few rows: scored by feature
-      k-NN and field rarity alone) or `train_rows`, `val_rows`, `validation_from_time_ms`,
-      `epochs_run`, `best_epoch`, `val_top1`, `val_loss`, `untrained_val_top1`;
-    - `skipped`: family → why it has no model (too few rows to score);
-    - `train_options`: `TrainOptions` as a dict plus `workers`;
-    - `libraries`: versions of torch, faiss, ray, polars, ... that wrote it;
-    - `index` (added by `ocsf_ray.index.index_bundle`): `options` (`IndexOptions`) and
-      `families` → index kind, reference rows, time shards, recall@k, distance median and p99.
-
-    A bundle without `index` was written before indexing and cannot score."""
-    manifest = {
-        "version": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
-        "created": datetime.now(timezone.utc).isoformat(),
-        "families": families,
-        "skipped": skipped,
-        "train_options": options,
-        "libraries": library_versions(),
-    }
-    write_json(manifest, join_uri(bundle, MANIFEST))
-    return manifest
-
-
 def best_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -179,13 +132,8 @@ class ModelBundle:
     """Every family model of a bundle, loaded (`load_bundle`), with its manifest."""
 
     path: str
-    manifest: dict
+    manifest: Manifest
     families: dict[str, FamilyModel]
-
-
-def read_manifest(path: str) -> dict:
-    """A bundle's manifest (see `write_manifest`); raises OSError when it is missing."""
-    return read_json(join_uri(path, MANIFEST))
 
 
 def family_spec(path: str, family: str) -> FeatureSpec:
@@ -198,7 +146,8 @@ def load_family(path: str, family: str, device: torch.device | None = None) -> F
     encoder where the manifest says the family has none)."""
     device = device or best_device()
     spec = family_spec(path, family)
-    if not read_manifest(path)["families"].get(family, {}).get("encoder", True):
+    entry = Manifest.read(path).families.get(family)
+    if entry is not None and not entry.encoder:
         return FamilyModel(family, None, spec, device)
     config = ModelConfig.from_dict(read_json(join_uri(path, family, "model_config.json")))
     model = TabularResNet(config)
@@ -208,8 +157,8 @@ def load_family(path: str, family: str, device: torch.device | None = None) -> F
 
 def load_bundle(path: str, device: torch.device | None = None) -> ModelBundle:
     """Load every family model of a bundle."""
-    manifest = read_manifest(path)
-    return ModelBundle(path, manifest, {f: load_family(path, f, device) for f in manifest["families"]})
+    manifest = Manifest.read(path)
+    return ModelBundle(path, manifest, {f: load_family(path, f, device) for f in manifest.families})
 
 
 def reset_bundle_dir(path: str) -> None:

@@ -14,9 +14,10 @@ from typing import Callable
 from ocsf_ray.io.sources import join_uri
 from ocsf_ray.io.storage import absolute, remove
 from ocsf_ray.train.bundle import (checkpoint_uri, latest_checkpoint, read_history, reset_bundle_dir, write_family,
-                                   write_feature_family, write_manifest)
+                                   write_feature_family)
 from ocsf_ray.train.data import FamilyFeatures, chronological_split, discover_features
 from ocsf_ray.train.loop import train_loop_per_worker
+from ocsf_ray.train.manifest import Manifest
 from ocsf_ray.train.model import ModelConfig
 from ocsf_ray.train.options import MIN_SCORED_ROWS, TrainOptions
 
@@ -101,10 +102,10 @@ def train_family(
 
 @dataclass
 class BundleResult:
-    """A trained bundle: where it is, its manifest (`write_manifest`) and each family's run."""
+    """A trained bundle: where it is, its `Manifest` and each family's run."""
 
     path: str
-    manifest: dict
+    manifest: Manifest
     runs: dict[str, FamilyRun] = field(default_factory=dict)
 
 
@@ -150,5 +151,6 @@ def train_bundle(
         }
     if on_family:
         on_family("", len(chosen), len(chosen))
-    manifest = write_manifest(bundle, summary, skipped, {**options.to_dict(), "workers": workers})
+    manifest = Manifest.new(summary, skipped, {**options.to_dict(), "workers": workers})
+    manifest.write(bundle)
     return BundleResult(bundle, manifest, runs)
