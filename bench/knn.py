@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from ocsf_ray.index.options import IndexOptions
-from ocsf_ray.index.search import build_index, mean_distance, on_best_device, search_excluding
+from ocsf_ray.index.search import build_index, mean_distance, neighbour_recall, on_best_device, search_excluding
 
 TARGET_RATIO, TARGET_RECALL = 10.0, 0.95
 
@@ -58,11 +58,6 @@ def mixture(sizes: list[int], dim: int, seed: int, clusters: int = 2000, latent:
         z = centres[cluster] + widths[cluster, None] * rng.standard_normal((n, latent), dtype=np.float32)
         draws.append(unit(z @ mapping + 0.05 * rng.standard_normal((n, dim), dtype=np.float32)))
     return draws
-
-
-def recall(truth: np.ndarray, found: np.ndarray) -> float:
-    """Share of the true k nearest (rows of `truth`) that `found` also returns."""
-    return float((found[:, :, None] == truth[:, None, :]).any(axis=2).mean())
 
 
 def fastest(repeats: int, run) -> tuple[float, np.ndarray]:
@@ -135,7 +130,7 @@ def main() -> None:
     built = time.perf_counter() - started
     seconds, truth = fastest(1, scorer(exact, queries, k))  # once: all queries, the costliest run
     del exact
-    rows = [("scikit-learn brute", sk_built, sub, sk_seconds, recall(truth[:sub], sk_ids)),  # (method, build s,
+    rows = [("scikit-learn brute", sk_built, sub, sk_seconds, neighbour_recall(truth[:sub], sk_ids)),  # (method, build s,
             ("FAISS IndexFlatL2 (exact)", built, len(queries), seconds, 1.0)]  # queries timed, seconds, recall)
 
     started = time.perf_counter()
@@ -147,7 +142,7 @@ def main() -> None:
         ivf.nprobe = nprobe
         seconds, found = fastest(args.repeats, scorer(ivf, queries, k))
         rows.append((f"FAISS IVF-Flat nlist={info.nlist} nprobe={nprobe}", built, len(queries), seconds,
-                     recall(truth, found)))
+                     neighbour_recall(truth, found)))
 
     base_rate = sub / sk_seconds
     print(f"\nscikit-learn timed on {sub:,} of the {len(queries):,} queries (queries/s is a rate, so this is "

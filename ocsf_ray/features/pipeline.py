@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ocsf_ray.features.fit import block_stats, choose_normalisers, decide_spec, merge_stats
+from ocsf_ray.features.fit import choose_normalisers, decide_spec
+from ocsf_ray.features.stats import block_stats, merge_stats
 from ocsf_ray.features.spec import FeatureOptions, FeatureSpec, save_specs
 from ocsf_ray.features.transform import entity_windows, row_features, window_inputs
 from ocsf_ray.io.ingest import CanonicalArchive
