@@ -126,7 +126,7 @@ def main() -> None:
                          min_rows=300, max_batches_per_epoch=20, learning_rate=3e-3)
     trained = train_bundle(features, bundle, train, workers=1)
     index_bundle(bundle, features, IndexOptions())
-    print(f"bundle: {archive.accepted:,} day-1 events, families {sorted(trained.manifest['families'])}, "
+    print(f"bundle: {archive.accepted:,} day-1 events, families {sorted(trained.manifest.families)}, "
           f"{time.perf_counter() - step:.0f} s (ingest + features + train + index)")
 
     # --- the cases --------------------------------------------------------------------
