@@ -67,11 +67,12 @@ def chronological_split(features: FamilyFeatures, val_fraction: float = 0.1):
     """(train, validation) Ray Datasets: validation is the latest events, as at score time,
     when a model trained on the past meets the future."""
     import ray.data
+    from ray.data.expressions import col
 
     cutoff, train_rows, val_rows = time_cutoff(features, val_fraction)
     dataset = ray.data.read_parquet(list(features.files))
-    train = dataset.filter(expr=f"time < {cutoff}")
-    val = dataset.filter(expr=f"time >= {cutoff}")
+    train = dataset.filter(expr=col("time") < cutoff)
+    val = dataset.filter(expr=col("time") >= cutoff)
     return train, val, (cutoff, train_rows, val_rows)
 
 
