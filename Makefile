@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/ocsf-ray run --out $(DEMO_OUT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
